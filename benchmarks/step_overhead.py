@@ -1,0 +1,167 @@
+"""Cost of ``nowcast`` per step kind, measured side by side with plain Adam.
+
+For an MLP and a CNN of about 1M parameters each, this script builds two
+jitted training steps, ``adam`` and ``adam + nowcast(linear)``, and times them
+interleaved in one process (alternating which goes first), so that machine
+noise hits both alike. It prints the median step time of each on non-jump,
+record and jump steps, their ratio, and the optimizer-state bytes of both.
+
+Run::
+
+  python benchmarks/step_overhead.py              # default settings
+  python benchmarks/step_overhead.py --steps 2000 --history-dtype bfloat16
+
+Targets (issue 2): a non-jump step <= 1.03x plain Adam, a record step
+<= 1.10x, state bytes = Adam's + history (``window - 1`` params-shaped trees,
+half that in bfloat16).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import optax_nowcast as onc
+
+
+class MLP(nn.Module):
+  """784 -> 1024 -> 192 -> 10, about 1.0M parameters."""
+
+  @nn.compact
+  def __call__(self, x):
+    x = x.reshape(x.shape[0], -1)
+    x = nn.relu(nn.Dense(1024)(x))
+    x = nn.relu(nn.Dense(192)(x))
+    return nn.Dense(10)(x)
+
+
+class CNN(nn.Module):
+  """Three 3x3 convs (32, 64/2, 128/2), Dense 128, Dense 10: about 0.9M."""
+
+  @nn.compact
+  def __call__(self, x):
+    x = nn.relu(nn.Conv(32, (3, 3))(x))
+    x = nn.relu(nn.Conv(64, (3, 3), strides=2)(x))
+    x = nn.relu(nn.Conv(128, (3, 3), strides=2)(x))
+    x = x.reshape(x.shape[0], -1)
+    x = nn.relu(nn.Dense(128)(x))
+    return nn.Dense(10)(x)
+
+
+def tree_bytes(tree) -> int:
+  return sum(x.nbytes for x in jax.tree.leaves(tree))
+
+
+def make_step(model, tx, donate: bool):
+  def loss_fn(params, x, y):
+    logits = model.apply({'params': params}, x)
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+  def step(params, opt_state, x, y):
+    loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
+    updates, opt_state = tx.update(grads, opt_state, params, value=loss)
+    return optax.apply_updates(params, updates), opt_state, loss
+
+  return jax.jit(step, donate_argnums=(0, 1) if donate else ())
+
+
+def bench_model(name, model, args):
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(args.batch, 28, 28, 1)), jnp.float32)
+  y = jnp.asarray(rng.integers(0, 10, size=(args.batch,)), jnp.int32)
+  params = model.init(jax.random.key(0), x)['params']
+  n_params = sum(p.size for p in jax.tree.leaves(params))
+  forecaster = onc.forecasters.linear(window=args.window, horizon=5)
+  history_dtype = None if args.history_dtype == 'none' else args.history_dtype
+  runs = {
+      'adam': optax.adam(1e-3),
+      'nowcast': optax.chain(
+          optax.adam(1e-3),
+          onc.nowcast(
+              forecaster,
+              record_every=args.record_every,
+              jump_every=args.window,
+              history_dtype=history_dtype,
+          ),
+      ),
+  }
+  state = {}
+  for key, tx in runs.items():
+    p = jax.tree.map(jnp.copy, params)
+    s = tx.init(p)
+    state[key] = [make_step(model, tx, not args.no_donate), p, s]
+  bytes_ = {k: tree_bytes(v[2]) for k, v in state.items()}
+
+  times = {k: {'plain': [], 'record': [], 'jump': []} for k in runs}
+  jumps_so_far = 0
+  for n in range(1, args.steps + 1):
+    order = list(runs) if n % 2 else list(reversed(list(runs)))
+    kind, took = None, {}
+    for key in order:
+      step, p, s = state[key]
+      t0 = time.perf_counter()
+      p, s, loss = step(p, s, x, y)
+      jax.block_until_ready((p, s, loss))
+      dt = time.perf_counter() - t0
+      state[key][1:] = [p, s]
+      took[key] = dt
+      if key == 'nowcast':
+        jumps = int(s[1].jumps)
+        if jumps > jumps_so_far:
+          kind = 'jump'
+        elif n % args.record_every == 0:
+          kind = 'record'
+        else:
+          kind = 'plain'
+        jumps_so_far = jumps
+    if n > args.warmup:
+      for key in runs:
+        times[key][kind].append(took[key])
+
+  print(f'\n## {name}: {n_params:,} params, batch {args.batch},'
+        f' record_every={args.record_every}, window={args.window},'
+        f' jump_every={args.window}, history_dtype={args.history_dtype},'
+        f' donate={not args.no_donate}')
+  print('| step kind | n | adam median ms | adam+nowcast median ms | ratio |')
+  print('|---|---|---|---|---|')
+  for kind in ('plain', 'record', 'jump'):
+    a, b = times['adam'][kind], times['nowcast'][kind]
+    if not a:
+      continue
+    ma, mb = statistics.median(a) * 1e3, statistics.median(b) * 1e3
+    print(f'| {kind} | {len(a)} | {ma:.3f} | {mb:.3f} | {mb / ma:.3f} |')
+  params_bytes = tree_bytes(params)
+  hist_bytes = bytes_['nowcast'] - bytes_['adam']
+  print(f'state bytes: adam {bytes_["adam"]:,}; adam+nowcast'
+        f' {bytes_["nowcast"]:,} = adam + {hist_bytes / params_bytes:.3f}'
+        f' x params ({params_bytes:,} B)')
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+  parser.add_argument('--steps', type=int, default=1200)
+  parser.add_argument('--warmup', type=int, default=20)
+  parser.add_argument('--batch', type=int, default=128)
+  parser.add_argument('--record-every', type=int, default=4)
+  parser.add_argument('--window', type=int, default=5)
+  parser.add_argument('--history-dtype', default='none',
+                      help="'none' (param dtype) or e.g. bfloat16")
+  parser.add_argument('--no-donate', action='store_true',
+                      help='do not donate params and state to the step')
+  parser.add_argument('--models', default='mlp,cnn')
+  args = parser.parse_args()
+  print(f'jax {jax.__version__}, devices {jax.devices()}')
+  models = {'mlp': ('MLP', MLP()), 'cnn': ('CNN', CNN())}
+  for key in args.models.split(','):
+    bench_model(*models[key], args)
+
+
+if __name__ == '__main__':
+  main()

@@ -1,0 +1,21 @@
+"""optax_nowcast: reach your training target sooner by weight nowcasting.
+
+Chain :func:`nowcast` after any optax optimizer; every few records it jumps
+all weights to the values a forecaster predicts they will reach later.
+"""
+
+from optax_nowcast import forecasters
+from optax_nowcast import schedules
+from optax_nowcast._labels import default_label
+from optax_nowcast._nowcast import nowcast
+from optax_nowcast._nowcast import NowcastState
+
+__version__ = '0.1.0'
+
+__all__ = (
+    'NowcastState',
+    'default_label',
+    'forecasters',
+    'nowcast',
+    'schedules',
+)

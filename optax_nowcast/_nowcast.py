@@ -1,0 +1,417 @@
+"""The ``nowcast`` transformation: record weights, jump to their forecast."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Optional, Union
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from optax_nowcast import _labels
+from optax_nowcast import _validation
+from optax_nowcast import schedules as schedules_lib
+from optax_nowcast.forecasters._base import Forecaster
+
+Schedule = Union[
+    schedules_lib.PeriodicSchedule, schedules_lib.IntrospectionSchedule
+]
+
+
+class NowcastState(NamedTuple):
+  """State of :func:`nowcast`.
+
+  Attributes:
+    count: int32, number of calls to ``update`` so far.
+    records: int32, records made since the last jump (periodic schedule).
+    jumps: int32, jumps done.
+    skipped: int32, jumps that were due but did not happen (the window was not
+      full yet, or the step was outside ``[first_jump_step, last_jump_step]``).
+    nonfinite: int32, weights whose forecast was not finite and which were
+      therefore left at their un-jumped value, summed over all jumps.
+    history: a tuple of params-shaped trees (the schedule's slots), in
+      ``history_dtype``. Leaves excluded by ``mask`` are ``optax.MaskedNode``.
+  """
+
+  count: jax.Array
+  records: jax.Array
+  jumps: jax.Array
+  skipped: jax.Array
+  nonfinite: jax.Array
+  history: tuple[Any, ...]
+
+
+def _forecast_leaf(
+    forecaster: Forecaster,
+    window: jax.Array,
+    times: jax.Array,
+    target: jax.Array,
+    label: str,
+    chunk_size: Optional[int],
+) -> jax.Array:
+  """Applies the per-scalar forecaster to every element of ``window[:, ...]``.
+
+  ``window`` is ``(W, *leaf_shape)`` float32. The forecaster is vmapped once
+  per leaf axis, which keeps the leaf's layout (and sharding) unchanged; with
+  ``chunk_size``, a large leaf is flattened and mapped over in chunks so the
+  forecaster's intermediates never exceed ``chunk_size`` elements.
+  """
+
+  def one(values):
+    return forecaster.apply(forecaster.weights, values, times, target, label)
+
+  shape = window.shape[1:]
+  size = int(np.prod(shape, dtype=np.int64))
+  if chunk_size is not None and size > chunk_size:
+    flat = window.reshape(window.shape[0], size).T
+    return jax.lax.map(one, flat, batch_size=chunk_size).reshape(shape)
+  fn = one
+  for _ in shape:
+    fn = jax.vmap(fn, in_axes=1)
+  return fn(window)
+
+
+def nowcast(
+    forecaster: Forecaster,
+    *,
+    record_every: Optional[int] = None,
+    jump_every: Optional[int] = None,
+    horizon: Optional[schedules_lib.Horizon] = None,
+    first_jump_step: int = 0,
+    last_jump_step: Optional[int] = None,
+    schedule: Optional[Schedule] = None,
+    labels: _labels.LabelSpec = None,
+    mask: _labels.LabelSpec = None,
+    history_dtype: Optional[Any] = None,
+    chunk_size: Optional[int] = None,
+) -> optax.GradientTransformationExtraArgs:
+  r"""Periodically jumps the params to a forecast of their future values.
+
+  Chain it after any optimizer::
+
+    tx = optax.chain(optax.adam(1e-3), nowcast(forecaster, ...))
+
+  Semantics (periodic schedule, given by ``record_every`` and ``jump_every``):
+
+  - Step ``n`` counts calls to ``update`` (1-based). At step ``n`` the
+    would-be params are ``p_n = params + updates`` (the updates coming from
+    the inner optimizer).
+  - Record: when ``n % record_every == 0``, ``p_n`` becomes the newest history
+    entry.
+  - Jump: when a record completes ``jump_every`` records since the last jump
+    (or since the start) and the window holds at least ``forecaster.window``
+    records, this step instead returns updates that set the params to the
+    forecast computed from the window whose newest entry is ``p_n``.
+    ``horizon`` counts record intervals beyond the newest record: on a
+    trajectory that moves in a straight line, ``linear(window, horizon=h)``
+    lands exactly on :math:`p_n + h (p_n - p_{n - \text{record\_every}})`.
+  - After a jump the history restarts: only real post-jump weights feed later
+    windows (as in WNN and NiNo). The inner optimizer's state is left as it
+    is.
+  - A due jump outside ``[first_jump_step, last_jump_step]`` is skipped and
+    counted in ``NowcastState.skipped``; the history then carries on.
+
+  Each scalar weight is forecast independently from its own window: the
+  forecaster is vmapped over every element of every leaf inside the taken
+  branch of a ``lax.switch`` (a multi-way ``lax.cond``) whose index is derived
+  from the int32 step counter. Non-jump steps run no forecaster; non-record
+  steps touch no history. The history holds ``forecaster.window - 1``
+  params-shaped trees: the newest window entry is always ``p_n`` itself, at
+  full precision, so a ``window``-record forecast reads exactly ``window``
+  params' worth of weights.
+
+  Robustness: a forecast that is not finite leaves that weight at ``p_n`` (as
+  if no jump happened) and is counted in ``NowcastState.nonfinite``. A NaN in
+  the params is recorded like any value and makes only the forecasts of the
+  weights whose window contains it non-finite; since the ring buffer is
+  overwritten and restarts after every jump, it is gone from the history at
+  most ``window - 1`` records after the params are finite again.
+
+  Args:
+    forecaster: A :class:`~optax_nowcast.forecasters.Forecaster`, e.g.
+      ``forecasters.linear(window=5, horizon=5)``.
+    record_every: Steps between records (e.g. steps per epoch), > 0.
+    jump_every: Records between jumps, >= ``forecaster.window``.
+    horizon: Record intervals to forecast beyond ``p_n``; default
+      ``forecaster.horizon``. A number, a sequence indexed by the jump number
+      (the last value repeats; NiNo shrinks it from 40 to 1, see
+      ``schedules.NINO_HORIZONS``), or a callable of the int32 jump number.
+    first_jump_step: No jump before this step.
+    last_jump_step: No jump after this step (``None``: no limit), so that a
+      run never ends right after a jump.
+    schedule: Instead of ``record_every``/``jump_every``: a schedule object,
+      e.g. ``schedules.introspection([3000, 4000, 5000])`` for the
+      Introspection schedule (inputs at steps 0, 0.4t, 0.7t, t; forecast of
+      step 2t).
+    labels: The kind of each leaf, passed to the forecaster (which may hold
+      separate weights per kind): a params-shaped tree of strings or a
+      callable returning one, as in ``optax.partition``. Default: ``'conv'``
+      for rank >= 3, ``'dense'`` for rank 2, ``'bias'`` for rank 1 (also norm
+      scales), ``'scalar'`` for rank 0.
+    mask: A params-shaped tree of bools, or a callable returning one, as in
+      ``optax.masked``: ``True`` leaves are nowcast, ``False`` leaves are never
+      recorded nor jumped (their history is ``optax.MaskedNode``).
+    history_dtype: dtype of the history, e.g. ``jnp.bfloat16`` to halve its
+      memory. Default: each param's own dtype. Forecasts are computed in
+      float32 either way.
+    chunk_size: If set, leaves with more elements are forecast in chunks of
+      this many elements (``lax.map``), bounding a jump's extra memory.
+      Chunking flattens the leaf, so leave it ``None`` for sharded params.
+
+  Returns:
+    An ``optax.GradientTransformationExtraArgs`` whose ``update`` requires
+    ``params`` and accepts (and ignores) extra keyword arguments such as
+    ``value``.
+
+  Example:
+    >>> import jax.numpy as jnp, optax, optax_nowcast as onc
+    >>> tx = optax.chain(optax.sgd(0.1), onc.nowcast(
+    ...     onc.forecasters.linear(window=2, horizon=1),
+    ...     record_every=1, jump_every=2))
+    >>> params = jnp.array([0.0])
+    >>> state = tx.init(params)
+    >>> for _ in range(2):  # the gradient of -x is -1: steps of +0.1
+    ...   updates, state = tx.update(-jnp.ones(1), state, params)
+    ...   params = optax.apply_updates(params, updates)
+    >>> print(params)  # step 2 jumped from 0.2 one interval ahead, to 0.3
+    [0.3]
+
+  References:
+    Sinha et al., `Introspection: Accelerating Neural Network Training by
+    Learning Weight Evolution <https://arxiv.org/abs/1704.04959>`_, ICLR 2017.
+
+    Jang et al., `Learning to Boost Training by Periodic Nowcasting Near Future
+    Weights <https://proceedings.mlr.press/v202/jang23a.html>`_, ICML 2023.
+
+    Knyazev et al., `Accelerating Training with Neuron Interaction and
+    Nowcasting Networks <https://arxiv.org/abs/2409.04434>`_, ICLR 2025.
+  """
+  if not isinstance(forecaster, Forecaster):
+    raise ValueError(
+        'forecaster must be an optax_nowcast.forecasters.Forecaster (e.g.'
+        f' forecasters.linear(window=5, horizon=5)), got {forecaster!r}'
+    )
+  if schedule is None:
+    if record_every is None or jump_every is None:
+      raise ValueError(
+          'nowcast needs record_every and jump_every (or a schedule), got'
+          f' record_every={record_every!r}, jump_every={jump_every!r}'
+      )
+    if horizon is None:
+      if forecaster.horizon is None:
+        raise ValueError(
+            f'forecaster {forecaster.name!r} has no default horizon; pass'
+            ' horizon=...'
+        )
+      horizon = forecaster.horizon
+    schedule = schedules_lib.periodic(
+        record_every,
+        jump_every,
+        forecaster.window,
+        horizon=horizon,
+        first_jump_step=first_jump_step,
+        last_jump_step=last_jump_step,
+    )
+  else:
+    if not isinstance(
+        schedule,
+        (schedules_lib.PeriodicSchedule, schedules_lib.IntrospectionSchedule),
+    ):
+      raise ValueError(
+          'schedule must come from optax_nowcast.schedules.periodic or'
+          f' .introspection, got {schedule!r}'
+      )
+    for name, value, default in (
+        ('record_every', record_every, None),
+        ('jump_every', jump_every, None),
+        ('horizon', horizon, None),
+        ('first_jump_step', first_jump_step, 0),
+        ('last_jump_step', last_jump_step, None),
+    ):
+      if value is not default:
+        raise ValueError(
+            f'{name} is set by the schedule; do not pass it together with'
+            f' schedule=, got {name}={value!r}'
+        )
+    if schedule.window != forecaster.window:
+      raise ValueError(
+          f'forecaster.window must equal the schedule window'
+          f' ({schedule.window}), got {forecaster.window}'
+      )
+  if chunk_size is not None:
+    chunk_size = _validation.positive_int('chunk_size', chunk_size)
+  if history_dtype is not None:
+    try:
+      history_dtype = jnp.dtype(history_dtype)
+    except TypeError as e:
+      raise ValueError(
+          f'history_dtype must be a floating dtype, got {history_dtype!r}'
+      ) from e
+    if not jnp.issubdtype(history_dtype, jnp.floating):
+      raise ValueError(
+          f'history_dtype must be a floating dtype, got {history_dtype!r}'
+      )
+
+  num_slots = schedule.num_slots
+
+  def slot_dtype(p):
+    return p.dtype if history_dtype is None else history_dtype
+
+  def masked_tree(params, fn):
+    """Maps ``fn`` over the nowcast leaves; MaskedNode elsewhere."""
+    if mask is None:
+      return jax.tree.map(fn, params)
+    keep = jax.tree.unflatten(
+        jax.tree.structure(params), _labels.resolve_mask(mask, params)
+    )
+    return jax.tree.map(
+        lambda p, m: fn(p) if m else optax.MaskedNode(), params, keep
+    )
+
+  def init_fn(params):
+    # Every slot starts as a copy of the params: the Introspection schedule
+    # reads slot 0 as the weights of step 0, the periodic schedule overwrites
+    # each slot before reading it, and copies get the params' sharding.
+    history = tuple(
+        masked_tree(
+            params, lambda p: jnp.array(p, dtype=slot_dtype(p), copy=True)
+        )
+        for _ in range(num_slots)
+    )
+    # Separate buffers, so that the whole state can be donated.
+    zero = lambda: jnp.zeros([], jnp.int32)
+    return NowcastState(
+        count=zero(),
+        records=zero(),
+        jumps=zero(),
+        skipped=zero(),
+        nonfinite=zero(),
+        history=history,
+    )
+
+  def check_params(params, state):
+    if params is None:
+      raise ValueError(
+          'nowcast requires params: call tx.update(updates, state, params)'
+      )
+    if not isinstance(state, NowcastState):
+      raise ValueError(
+          f'state must be the NowcastState made by init, got {type(state)}'
+      )
+    if len(state.history) != num_slots:
+      raise ValueError(
+          f'the state holds {len(state.history)} history slots but this'
+          f' nowcast uses {num_slots}: was it made by another nowcast?'
+      )
+    if not num_slots:
+      return
+    want = jax.tree.structure(masked_tree(params, lambda p: p))
+    got = jax.tree.structure(state.history[0])
+    if want != got:
+      raise ValueError(
+          'params do not match the nowcast state (restored from another'
+          f' model?): params give history structure {want}, the state has'
+          f' {got}'
+      )
+    expected = jax.tree.leaves(masked_tree(params, lambda p: p))
+    for path_leaf, h in zip(expected, jax.tree.leaves(state.history[0])):
+      if jnp.shape(path_leaf) != h.shape:
+        raise ValueError(
+            'params do not match the nowcast state (restored from another'
+            f' model?): a param of shape {jnp.shape(path_leaf)} has history'
+            f' of shape {h.shape}'
+        )
+
+  def update_fn(updates, state, params=None, **extra_args):
+    del extra_args
+    check_params(params, state)
+    treedef = jax.tree.structure(params)
+    flat_params = treedef.flatten_up_to(params)
+    flat_updates = treedef.flatten_up_to(updates)
+    keep = (
+        [True] * len(flat_params)
+        if mask is None
+        else _labels.resolve_mask(mask, params)
+    )
+    leaf_labels = _labels.resolve_labels(labels, params)
+    active = [i for i, k in enumerate(keep) if k]
+    slot_def = (
+        jax.tree.structure(state.history[0]) if num_slots else None
+    )
+    slots = [jax.tree.leaves(h) for h in state.history]
+
+    count = optax.safe_increment(state.count)
+    plan = schedule.plan(count, state.records, state.jumps)
+
+    def jump(us):
+      """The updates that move the params to the forecast, and bad counts."""
+      us = list(us)
+      nonfinite = jnp.zeros([], jnp.int32)
+      for k, i in enumerate(active):
+        newest = optax.apply_updates(flat_params[i], us[i]).astype(jnp.float32)
+        if num_slots:
+          older = jnp.stack([s[k] for s in slots])[plan.window_slots]
+          window = jnp.concatenate(
+              [older.astype(jnp.float32), newest[None]], axis=0
+          )
+        else:
+          window = newest[None]
+        forecast = _forecast_leaf(
+            forecaster,
+            window,
+            plan.times,
+            plan.target,
+            leaf_labels[i],
+            chunk_size,
+        )
+        finite = jnp.isfinite(forecast)
+        delta = jnp.where(finite, forecast - newest, 0.0)
+        us[i] = (us[i].astype(jnp.float32) + delta).astype(us[i].dtype)
+        nonfinite += jnp.sum(~finite, dtype=jnp.int32)
+      return us, nonfinite
+
+    flat_updates, nonfinite = jax.lax.cond(
+        plan.jump,
+        jump,
+        lambda us: (list(us), jnp.zeros([], jnp.int32)),
+        flat_updates,
+    )
+
+    # One cond per slot: XLA then writes the taken slot in place and leaves
+    # the others untouched (one multi-way switch over all slots makes XLA
+    # copy every slot on every step). The updates pass through each cond so
+    # that the caller's in-place ``params + updates`` waits for the record
+    # instead of copying the params. The record stores the weights the step
+    # ends with, i.e. after the jump if there is one.
+    def record(slot_and_updates):
+      slot, us = slot_and_updates
+      new_slot = [
+          optax.apply_updates(flat_params[i], us[i]).astype(h.dtype)
+          for i, h in zip(active, slot)
+      ]
+      return new_slot, us
+
+    new_slots = []
+    for j, slot in enumerate(slots):
+      slot, flat_updates = jax.lax.cond(
+          plan.record & (plan.slot == j),
+          record,
+          lambda slot_and_updates: slot_and_updates,
+          (slot, flat_updates),
+      )
+      new_slots.append(slot)
+    slots = new_slots
+
+    history = tuple(jax.tree.unflatten(slot_def, s) for s in slots)
+    new_state = NowcastState(
+        count=count,
+        records=plan.records,
+        jumps=state.jumps + plan.jump.astype(jnp.int32),
+        skipped=state.skipped + (plan.due & ~plan.jump).astype(jnp.int32),
+        nonfinite=state.nonfinite + nonfinite,
+        history=history,
+    )
+    return jax.tree.unflatten(treedef, flat_updates), new_state
+
+  return optax.GradientTransformationExtraArgs(init_fn, update_fn)

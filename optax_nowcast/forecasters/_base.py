@@ -1,0 +1,53 @@
+"""The forecaster interface: weights plus a pure per-scalar function."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax
+
+#: The leaf kinds that :func:`optax_nowcast.nowcast` labels by default.
+LABELS = ('conv', 'dense', 'bias', 'scalar')
+
+ForecastFn = Callable[
+    [Any, jax.Array, jax.Array, jax.Array, str], jax.Array
+]
+
+
+class Forecaster(NamedTuple):
+  """A per-scalar weight forecaster: data (its weights) and a pure function.
+
+  ``apply(weights, values, times, target, label)`` maps the history of *one*
+  scalar weight to its forecast:
+
+  - ``values``: float32 ``(window,)``, the weight at ``times``, oldest first;
+    the last entry is the weight at the current step.
+  - ``times``: float32 ``(window,)``, the step of each value relative to the
+    current step (so ``times[-1] == 0``).
+  - ``target``: float32 scalar, the step to forecast, relative to the current
+    step (``horizon * record_every`` for a periodic schedule).
+  - ``label``: the static kind of the leaf the scalar belongs to (``'conv'``,
+    ``'dense'``, ``'bias'``, ``'scalar'`` or a user label); a forecaster may
+    hold separate weights per label.
+
+  It returns the float32 forecast. A forecaster is deliberately not callable
+  (``optax.inject_hyperparams`` treats callables as schedules); call
+  ``f.apply(f.weights, values, times, target, label)``. :func:`optax_nowcast.nowcast` vmaps it over
+  every element of every leaf, so ``apply`` never sees more than one scalar.
+
+  Attributes:
+    apply: The pure forecasting function described above.
+    weights: A pytree of the forecaster's own parameters (``()`` for the
+      curve-fit forecasters).
+    window: How many history values (including the current one) the forecaster
+      reads.
+    horizon: The default forecast horizon in record intervals, or ``None`` if
+      the forecaster fixes its own target (Introspection).
+    name: A short name for reports.
+  """
+
+  apply: ForecastFn
+  weights: Any
+  window: int
+  horizon: Optional[float]
+  name: str
