@@ -55,6 +55,9 @@ class CNN(nn.Module):
     return nn.Dense(10)(x)
 
 
+DONATE = {'both': (0, 1), 'state': (1,), 'none': ()}
+
+
 def tree_bytes(tree) -> int:
   return sum(x.nbytes for x in jax.tree.leaves(tree))
 
@@ -69,7 +72,7 @@ def make_step(model, tx, donate: bool):
     updates, opt_state = tx.update(grads, opt_state, params, value=loss)
     return optax.apply_updates(params, updates), opt_state, loss
 
-  return jax.jit(step, donate_argnums=(0, 1) if donate else ())
+  return jax.jit(step, donate_argnums=donate)
 
 
 def bench_model(name, model, args):
@@ -96,7 +99,7 @@ def bench_model(name, model, args):
   for key, tx in runs.items():
     p = jax.tree.map(jnp.copy, params)
     s = tx.init(p)
-    state[key] = [make_step(model, tx, not args.no_donate), p, s]
+    state[key] = [make_step(model, tx, DONATE[args.donate]), p, s]
   bytes_ = {k: tree_bytes(v[2]) for k, v in state.items()}
 
   times = {k: {'plain': [], 'record': [], 'jump': []} for k in runs}
@@ -128,7 +131,7 @@ def bench_model(name, model, args):
   print(f'\n## {name}: {n_params:,} params, batch {args.batch},'
         f' record_every={args.record_every}, window={args.window},'
         f' jump_every={args.window}, history_dtype={args.history_dtype},'
-        f' donate={not args.no_donate}')
+        f' donate={args.donate}')
   print('| step kind | n | adam median ms | adam+nowcast median ms | ratio |')
   print('|---|---|---|---|---|')
   for kind in ('plain', 'record', 'jump'):
@@ -153,8 +156,8 @@ def main():
   parser.add_argument('--window', type=int, default=5)
   parser.add_argument('--history-dtype', default='none',
                       help="'none' (param dtype) or e.g. bfloat16")
-  parser.add_argument('--no-donate', action='store_true',
-                      help='do not donate params and state to the step')
+  parser.add_argument('--donate', default='both', choices=sorted(DONATE),
+                      help='which arguments of the jitted step to donate')
   parser.add_argument('--models', default='mlp,cnn')
   args = parser.parse_args()
   print(f'jax {jax.__version__}, devices {jax.devices()}')
