@@ -9,6 +9,9 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
+import jax
+import jax.numpy as jnp
+
 
 def positive_int(name: str, value: Any) -> int:
   """Returns ``value`` if it is a positive Python/NumPy int, else raises."""
@@ -19,8 +22,18 @@ def positive_int(name: str, value: Any) -> int:
   return int(value)
 
 
-def non_negative_int(name: str, value: Any) -> int:
-  """Returns ``value`` if it is an int >= 0, else raises."""
+def non_negative_int(name: str, value: Any) -> Any:
+  """Returns ``value`` if it is an int >= 0, else raises.
+
+  A scalar integer ``jax.Array`` (e.g. injected by ``optax.inject_hyperparams``)
+  passes as it is: it may be traced, so its value cannot be checked.
+  """
+  if (
+      isinstance(value, jax.Array)
+      and value.ndim == 0
+      and jnp.issubdtype(value.dtype, jnp.integer)
+  ):
+    return value
   if isinstance(value, bool) or not isinstance(value, numbers.Integral):
     raise ValueError(f'{name} must be a non-negative int, got {value!r}')
   if value < 0:

@@ -65,6 +65,10 @@ def _horizon_fn(horizon: Horizon) -> Callable[[jax.Array], jax.Array]:
   """Turns a number, a per-jump sequence or a callable into ``jump -> h``."""
   if callable(horizon):
     return lambda jump: jnp.asarray(horizon(jump), jnp.float32)
+  if isinstance(horizon, jax.Array) and horizon.ndim == 0:
+    # e.g. injected by optax.inject_hyperparams: may be traced, so it cannot
+    # be checked here.
+    return lambda jump: horizon.astype(jnp.float32)
   if isinstance(horizon, (list, tuple, np.ndarray)):
     if len(horizon) == 0:
       raise ValueError('horizon must not be an empty sequence, got []')
@@ -87,8 +91,8 @@ class PeriodicSchedule:
   jump_every: int
   window: int
   horizon: Callable[[jax.Array], jax.Array]
-  first_jump_step: int = 0
-  last_jump_step: Optional[int] = None
+  first_jump_step: Union[int, jax.Array] = 0
+  last_jump_step: Union[int, jax.Array, None] = None
 
   @property
   def num_slots(self) -> int:
@@ -153,8 +157,9 @@ def periodic(
     jump_every: Records between jumps (>= window), > 0.
     window: Records the forecaster reads, including ``p_n``.
     horizon: Record intervals to forecast beyond ``p_n``: a number, a sequence
-      indexed by the jump number (the last value repeats), or a callable of the
-      int32 jump number (like an optax schedule).
+      indexed by the jump number (the last value repeats), a callable of the
+      int32 jump number (like an optax schedule), or a scalar ``jax.Array``
+      (as ``optax.inject_hyperparams`` passes it).
     first_jump_step: No jump before this step.
     last_jump_step: No jump after this step (``None``: no limit), so that a
       run does not end right after a jump.
@@ -177,7 +182,11 @@ def periodic(
     last_jump_step = _validation.non_negative_int(
         'last_jump_step', last_jump_step
     )
-    if last_jump_step < first_jump_step:
+    if (
+        isinstance(last_jump_step, int)
+        and isinstance(first_jump_step, int)
+        and last_jump_step < first_jump_step
+    ):
       raise ValueError(
           f'last_jump_step must be >= first_jump_step ({first_jump_step}),'
           f' got {last_jump_step}'

@@ -1,0 +1,733 @@
+"""Specification tests of the ``nowcast`` transformation and its schedules."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import optax_nowcast as onc
+from optax_nowcast import forecasters
+from optax_nowcast import schedules
+
+
+def probe(fn, window, horizon=1.0, name='probe'):
+  """A forecaster from ``fn(values, times, target, label)``."""
+  return forecasters.Forecaster(
+      apply=lambda w, v, t, tg, label: jnp.asarray(
+          fn(v, t, tg, label), jnp.float32
+      ),
+      weights=(),
+      window=window,
+      horizon=horizon,
+      name=name,
+  )
+
+
+def drive(tx, params, increments, jit=True):
+  """Feeds ``increments[n]`` as the step-n updates; returns params per step.
+
+  With nowcast alone (no inner optimizer) the would-be params are
+  ``p_n = params + increments[n]``, so any trajectory can be scripted.
+  """
+  update = jax.jit(tx.update) if jit else tx.update
+  state = tx.init(params)
+  out, states = [], []
+  for inc in increments:
+    updates, state = update(inc, state, params)
+    params = optax.apply_updates(params, updates)
+    out.append(params)
+    states.append(state)
+  return out, states
+
+
+def line(n_steps, slope=0.5):
+  return [jnp.array([slope, -slope], jnp.float32)] * n_steps
+
+
+# ----------------------------------------------------------------------------
+# When records and jumps happen.
+
+
+@pytest.mark.parametrize(
+    'record_every,jump_every,window,expected_jumps',
+    [
+        (1, 2, 2, [2, 4, 6, 8, 10, 12]),
+        (3, 2, 2, [6, 12]),
+        (2, 3, 2, [6, 12]),
+        (1, 5, 5, [5, 10]),
+        (4, 3, 3, [12]),
+    ],
+)
+def test_jumps_happen_at_exactly_the_documented_steps(
+    record_every, jump_every, window, expected_jumps
+):
+  tx = onc.nowcast(
+      forecasters.linear(window, horizon=1),
+      record_every=record_every,
+      jump_every=jump_every,
+  )
+  _, states = drive(tx, jnp.zeros(2), line(13))
+  jumps = [int(s.jumps) for s in states]
+  jump_steps = [n for n in range(1, 14) if jumps[n - 1] > (
+      jumps[n - 2] if n > 1 else 0)]
+  assert jump_steps == expected_jumps
+
+
+def test_records_store_the_would_be_params_of_record_steps():
+  # record_every=2, window=4: three ring slots, no jump before step 8.
+  tx = onc.nowcast(forecasters.last(4), record_every=2, jump_every=4)
+  params = jnp.zeros(1)
+  out, states = drive(tx, params, [jnp.ones(1)] * 7)
+  # Records at steps 2, 4, 6 fill slots 0, 1, 2 with p_2, p_4, p_6.
+  history = [float(h[0]) for h in states[-1].history]
+  assert history == [2.0, 4.0, 6.0]
+  assert [int(s.records) for s in states] == [0, 1, 1, 2, 2, 3, 3]
+  # Step 3 is not a record step: the history is unchanged by it.
+  np.testing.assert_array_equal(states[2].history[0], states[1].history[0])
+
+
+def test_history_ring_wraps_and_restarts_after_a_jump():
+  # window=3 (two ring slots), a jump every 4 records: the ring wraps once.
+  # The probe encodes its three inputs as the digits of one number.
+  tx = onc.nowcast(
+      probe(lambda v, t, tg, l: v[0] * 100 + v[1] * 10 + v[2], 3),
+      record_every=1,
+      jump_every=4,
+  )
+  out, states = drive(tx, jnp.zeros(1), [jnp.ones(1)] * 9)
+  # Step 4 jumps from the window (p_2, p_3, p_4) = (2, 3, 4).
+  assert float(out[3][0]) == 234.0
+  # The history restarts: the next window is (p_6, p_7, p_8) of the
+  # post-jump run 235, 236, 237, 238.
+  assert float(out[7][0]) == pytest.approx(236 * 100 + 237 * 10 + 238)
+  assert int(states[7].jumps) == 2
+
+
+def test_jumps_respect_first_and_last_jump_step_and_count_skips():
+  tx = onc.nowcast(
+      forecasters.linear(2, horizon=1),
+      record_every=1,
+      jump_every=2,
+      first_jump_step=4,
+      last_jump_step=8,
+  )
+  _, states = drive(tx, jnp.zeros(2), line(12))
+  final = states[-1]
+  # Due at 2 (skipped), 4, 6, 8 (jumps; each restarts the history), 10 and
+  # 12 (skipped: a skipped jump does not restart the history).
+  assert int(final.jumps) == 3
+  assert int(final.skipped) == 3
+
+
+def test_a_skipped_jump_keeps_the_history_running():
+  tx = onc.nowcast(
+      forecasters.linear(3, horizon=1),
+      record_every=1,
+      jump_every=3,
+      first_jump_step=5,
+  )
+  _, states = drive(tx, jnp.zeros(2), line(6))
+  # Due at 3 (skipped: before step 5) and 6 (jumps).
+  assert [int(s.jumps) for s in states] == [0, 0, 0, 0, 0, 1]
+  assert int(states[-1].skipped) == 1
+
+
+# ----------------------------------------------------------------------------
+# Exactness of the curve-fit forecasters.
+
+
+@pytest.mark.parametrize('window,horizon,record_every', [
+    (2, 1.0, 1), (3, 2.5, 2), (5, 5.0, 3), (4, 10.0, 1)])
+def test_linear_lands_exactly_on_the_straight_line(
+    window, horizon, record_every
+):
+  slope = np.array([0.25, -0.5, 0.125], np.float32)
+  tx = onc.nowcast(
+      forecasters.linear(window, horizon=horizon),
+      record_every=record_every,
+      jump_every=window,
+  )
+  n_jump = record_every * window
+  out, states = drive(tx, jnp.ones(3), [jnp.asarray(slope)] * n_jump)
+  assert int(states[-1].jumps) == 1
+  p_n = 1.0 + n_jump * slope
+  p_prev = 1.0 + (n_jump - record_every) * slope
+  expected = p_n + horizon * (p_n - p_prev)
+  np.testing.assert_allclose(out[-1], expected, rtol=1e-6, atol=1e-6)
+
+
+def test_linear_is_exact_with_sgd_on_a_linear_loss():
+  # SGD on L(w) = c . w moves w in a straight line: w_n = w_0 - n lr c.
+  c = jnp.array([1.0, -2.0, 0.5])
+  lr, r, window, h = 0.01, 5, 4, 3.0
+  tx = optax.chain(
+      optax.sgd(lr),
+      onc.nowcast(
+          forecasters.linear(window, horizon=h),
+          record_every=r,
+          jump_every=window,
+      ),
+  )
+  params = jnp.zeros(3)
+  state = tx.init(params)
+  step = jax.jit(
+      lambda p, s: (lambda u, s: (optax.apply_updates(p, u), s))(
+          *tx.update(jax.grad(lambda w: c @ w)(p), s, p)
+      )
+  )
+  for _ in range(r * window):
+    params, state = step(params, state)
+  n = r * window
+  expected = -(n + h * r) * lr * c
+  np.testing.assert_allclose(params, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('window,horizon', [(3, 1.0), (4, 2.0), (6, 3.5)])
+def test_quadratic_lands_exactly_on_a_parabola(window, horizon):
+  a, b = 0.01, -0.2  # p(n) = a n^2 + b n, increments p(n) - p(n - 1)
+  n_jump = window * 2
+  incs = [jnp.array([a * (2 * n - 1) + b]) for n in range(1, n_jump + 1)]
+  tx = onc.nowcast(
+      forecasters.quadratic(window, horizon=horizon),
+      record_every=2,
+      jump_every=window,
+  )
+  out, _ = drive(tx, jnp.zeros(1), incs)
+  target = n_jump + 2 * horizon
+  np.testing.assert_allclose(
+      out[-1], [a * target**2 + b * target], rtol=1e-5, atol=1e-6
+  )
+
+
+def test_last_jumps_change_nothing():
+  tx = onc.nowcast(forecasters.last(3), record_every=2, jump_every=3)
+  incs = [jnp.array([0.1 * n, -1.7 / n, 3.3]) for n in range(1, 13)]
+  out, states = drive(tx, jnp.array([0.3, 0.7, -0.2]), incs)
+  assert int(states[-1].jumps) == 2
+  expected = jnp.array([0.3, 0.7, -0.2])
+  for inc, got in zip(incs, out):
+    expected = optax.apply_updates(expected, inc)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_last_trains_like_the_inner_optimizer_alone():
+  def loss(p):
+    return jnp.sum((p['w'] - 1.0) ** 2) + jnp.sum(jnp.sin(p['b']))
+
+  params = {'w': jnp.linspace(-1, 1, 12).reshape(3, 4), 'b': jnp.ones(4)}
+  plain = optax.adam(0.05)
+  nowcast = optax.chain(
+      optax.adam(0.05),
+      onc.nowcast(forecasters.last(3), record_every=2, jump_every=3),
+  )
+
+  def run(tx):
+    p, s = params, tx.init(params)
+    step = jax.jit(
+        lambda p, s: (lambda u, s: (optax.apply_updates(p, u), s))(
+            *tx.update(jax.grad(loss)(p), s, p)
+        )
+    )
+    for _ in range(30):
+      p, s = step(p, s)
+    return p, s
+
+  p_plain, _ = run(plain)
+  p_nowcast, s = run(nowcast)
+  assert int(s[1].jumps) == 5
+  # Equal up to float rounding: XLA fuses the two programs differently.
+  jax.tree.map(
+      functools.partial(np.testing.assert_allclose, rtol=1e-6, atol=1e-7),
+      p_plain, p_nowcast)
+
+
+def test_polyfit_coefficients_reproduce_polynomials():
+  times = jnp.array([-8.0, -6.0, -3.0, 0.0])
+  for degree in (1, 2, 3):
+    w = forecasters.polyfit_coefficients(times, 5.0, degree)
+    for k in range(degree + 1):
+      np.testing.assert_allclose(w @ times**k, 5.0**k, rtol=1e-4)
+
+
+# ----------------------------------------------------------------------------
+# Horizons.
+
+
+def test_horizon_sequence_is_indexed_by_jump_number():
+  tx = onc.nowcast(
+      forecasters.linear(2, horizon=1),
+      record_every=1,
+      jump_every=2,
+      horizon=[4, 2, 1],
+  )
+  out, _ = drive(tx, jnp.zeros(1), [jnp.ones(1)] * 8, jit=True)
+  # Without jumps p_n = n. Jumps at 2, 4, 6, 8 add h = 4, 2, 1, 1.
+  np.testing.assert_allclose(
+      [float(o[0]) for o in out], [1, 6, 7, 10, 11, 13, 14, 16], rtol=1e-6
+  )
+
+
+def test_horizon_callable_receives_the_jump_number():
+  tx = onc.nowcast(
+      forecasters.linear(2, horizon=1),
+      record_every=1,
+      jump_every=2,
+      horizon=lambda j: 1.0 + j,
+  )
+  out, _ = drive(tx, jnp.zeros(1), [jnp.ones(1)] * 6)
+  np.testing.assert_allclose(
+      [float(o[0]) for o in out], [1, 3, 4, 7, 8, 12], rtol=1e-6)
+
+
+def test_nino_horizons_decrease_from_40_to_1():
+  assert schedules.NINO_HORIZONS[0] == 40
+  assert schedules.NINO_HORIZONS[-1] == 1
+  assert list(schedules.NINO_HORIZONS) == sorted(
+      schedules.NINO_HORIZONS, reverse=True)
+
+
+# ----------------------------------------------------------------------------
+# The Introspection schedule.
+
+
+@pytest.mark.parametrize('k,expected', [(0, 0.0), (1, 4.0), (2, 7.0), (3, 10.0)])
+def test_introspection_feeds_weights_of_steps_0_04t_07t_t(k, expected):
+  tx = onc.nowcast(
+      probe(lambda v, t, tg, l: v[k], 4),
+      schedule=schedules.introspection([10]),
+  )
+  out, states = drive(tx, jnp.zeros(1), [jnp.ones(1)] * 10)
+  assert float(out[-1][0]) == expected
+  assert int(states[-1].jumps) == 1
+
+
+def test_introspection_times_and_target_are_relative_steps():
+  t_fc = probe(lambda v, t, tg, l: t[0] * 1000 + t[1] * 10 + tg, 4)
+  tx = onc.nowcast(t_fc, schedule=schedules.introspection([10]))
+  out, _ = drive(tx, jnp.zeros(1), [jnp.ones(1)] * 10)
+  # times = (0, 4, 7, 10) - 10, target = 2 * 10 - 10.
+  assert float(out[-1][0]) == -10 * 1000 + -6 * 10 + 10
+
+
+def test_introspection_with_several_interleaved_jumps():
+  # Inputs: t=10: 0, 4, 7; t=20: 0, 8, 14; t=30: 0, 12, 21. With the
+  # forecaster "mean of the inputs" the jumps are easy to follow by hand.
+  tx = onc.nowcast(
+      probe(lambda v, t, tg, l: jnp.mean(v), 4),
+      schedule=schedules.introspection([10, 20, 30]),
+  )
+  out, states = drive(tx, jnp.zeros(1), [jnp.ones(1)] * 30)
+  traj = [0.0]
+  weights = {0: 0.0}
+  for n in range(1, 31):
+    p = traj[-1] + 1.0
+    if n in (10, 20, 30):
+      t = n
+      p = np.mean([weights[0], weights[round(0.4 * t)],
+                   weights[round(0.7 * t)], p])
+    weights[n] = p
+    traj.append(p)
+  np.testing.assert_allclose([float(o[0]) for o in out], traj[1:], rtol=1e-6)
+  assert int(states[-1].jumps) == 3
+  assert len(states[-1].history) == schedules.introspection(
+      [10, 20, 30]).num_slots
+
+
+def test_introspection_record_on_a_jump_step_stores_post_jump_weights():
+  # 0.7 * 10 = 7 is a jump step of its own.
+  tx = onc.nowcast(
+      probe(lambda v, t, tg, l: v[-1] + 100.0, 4),
+      schedule=schedules.introspection([7, 10]),
+  )
+  out, _ = drive(tx, jnp.zeros(1), [jnp.ones(1)] * 10)
+  # Step 7 jumps to 107; step 10 sees p_10 = 110 and jumps to 210.
+  assert float(out[6][0]) == 107.0
+  assert float(out[9][0]) == 210.0
+  tx = onc.nowcast(
+      probe(lambda v, t, tg, l: v[2], 4),
+      schedule=schedules.introspection([7, 10]),
+  )
+  out, _ = drive(tx, jnp.zeros(1), [jnp.ones(1)] * 10)
+  # The jump at 7 reads steps 0, 3, 5, 7 and lands on the weight of step 5.
+  # The jump at 10 reads steps 0, 4, 7, 10: its v[2] is the weight after
+  # step 7's jump (5), not before it (7).
+  assert float(out[6][0]) == 5.0
+  assert float(out[9][0]) == 5.0
+
+
+# ----------------------------------------------------------------------------
+# Safety.
+
+
+def test_nonfinite_forecasts_leave_the_weight_unjumped_and_are_counted():
+  fc = probe(lambda v, t, tg, l: jnp.where(v[-1] > 1.5, jnp.nan, 100.0), 2)
+  tx = onc.nowcast(fc, record_every=1, jump_every=2)
+  out, states = drive(tx, jnp.array([0.0, 1.0, -1.0]), [jnp.ones(3)] * 2)
+  # p_2 = (2, 3, 1): the first two forecasts are NaN, the third is 100.
+  np.testing.assert_array_equal(out[-1], [2.0, 3.0, 100.0])
+  assert int(states[-1].nonfinite) == 2
+  assert int(states[-1].jumps) == 1
+
+
+def test_a_nan_in_the_params_does_not_poison_the_history_forever():
+  tx = onc.nowcast(forecasters.linear(3, 1.0), record_every=1, jump_every=3)
+  incs = [jnp.ones(2)] * 12
+  params = jnp.zeros(2)
+  state = tx.init(params)
+  update = jax.jit(tx.update)
+  outs = []
+  for n, inc in enumerate(incs, start=1):
+    updates, state = update(inc, state, params)
+    params = optax.apply_updates(params, updates)
+    if n == 2:  # a NaN appears in the first weight and is then repaired
+      params = params.at[0].set(jnp.nan)
+    if n == 4:
+      params = params.at[0].set(float(params[1]))
+    outs.append(params)
+  # The jump at 3 sees the NaN and leaves weight 0 alone; weight 1 jumps.
+  assert np.isnan(outs[2][0])
+  assert float(outs[2][1]) == pytest.approx(4.0)
+  # The record of step 4 still holds the NaN (repaired after the step), so
+  # the jump at 6 skips weight 0 again; the window of the jump at 9 is clean:
+  # weight 0 runs 7, 8, 9, 10 and jumps one interval ahead, to 11.
+  assert float(outs[5][0]) == pytest.approx(7.0)
+  assert float(outs[8][0]) == pytest.approx(11.0)
+  assert np.all(np.isfinite(np.asarray(outs[3:])))
+  assert int(state.nonfinite) == 2
+
+
+def test_update_without_params_raises_a_clear_error():
+  tx = onc.nowcast(forecasters.linear(), record_every=1, jump_every=5)
+  state = tx.init(jnp.zeros(2))
+  with pytest.raises(ValueError, match='requires params'):
+    tx.update(jnp.zeros(2), state)
+
+
+def test_params_of_another_model_raise_a_clear_error():
+  tx = onc.nowcast(forecasters.linear(), record_every=1, jump_every=5)
+  state = tx.init({'w': jnp.zeros((2, 3))})
+  with pytest.raises(ValueError, match='do not match the nowcast state'):
+    tx.update({'w': jnp.zeros((3, 3))}, state, {'w': jnp.zeros((3, 3))})
+  with pytest.raises(ValueError, match='do not match the nowcast state'):
+    tx.update({'v': jnp.zeros((2, 3))}, state, {'v': jnp.zeros((2, 3))})
+
+
+@pytest.mark.parametrize(
+    'kwargs,match',
+    [
+        (dict(record_every=0, jump_every=5), 'record_every must be a positive int, got 0'),
+        (dict(record_every=-3, jump_every=5), 'record_every must be a positive int, got -3'),
+        (dict(record_every=1.5, jump_every=5), 'record_every must be a positive int, got 1.5'),
+        (dict(record_every=True, jump_every=5), 'record_every must be a positive int, got True'),
+        (dict(record_every='10', jump_every=5), "record_every must be a positive int, got '10'"),
+        (dict(record_every=1, jump_every=0), 'jump_every must be a positive int, got 0'),
+        (dict(record_every=1, jump_every=3), 'jump_every must be at least the forecaster window \\(5\\)'),
+        (dict(record_every=1, jump_every=5, horizon=0), 'horizon must be a positive number, got 0'),
+        (dict(record_every=1, jump_every=5, horizon=-2.0), 'horizon must be a positive number, got -2.0'),
+        (dict(record_every=1, jump_every=5, horizon=[3, 0]), 'horizon must be a positive number, got 0'),
+        (dict(record_every=1, jump_every=5, horizon=[]), 'horizon must not be an empty'),
+        (dict(record_every=1, jump_every=5, last_jump_step=-1), 'last_jump_step must be a non-negative int, got -1'),
+        (dict(record_every=1, jump_every=5, first_jump_step=9, last_jump_step=3), 'last_jump_step must be >= first_jump_step'),
+        (dict(record_every=1, jump_every=5, chunk_size=0), 'chunk_size must be a positive int, got 0'),
+        (dict(record_every=1, jump_every=5, history_dtype=jnp.int32), 'history_dtype must be a floating dtype'),
+        (dict(record_every=1, jump_every=5, history_dtype='nope'), "history_dtype must be a floating dtype, got 'nope'"),
+        (dict(record_every=None, jump_every=5), 'needs record_every and jump_every'),
+        (dict(record_every=1, jump_every=5, schedule=schedules.introspection([10])), 'record_every is set by the schedule'),
+    ],
+)
+def test_bad_arguments_raise_value_errors_naming_them(kwargs, match):
+  with pytest.raises(ValueError, match=match):
+    onc.nowcast(forecasters.linear(5, 5), **kwargs)
+
+
+@pytest.mark.parametrize(
+    'factory,match',
+    [
+        (lambda: forecasters.linear(1), 'window must be at least 2 for a linear fit, got 1'),
+        (lambda: forecasters.linear(0), 'window must be a positive int, got 0'),
+        (lambda: forecasters.linear(5, horizon=0), 'horizon must be a positive number, got 0'),
+        (lambda: forecasters.linear(5, horizon=float('inf')), 'horizon must be a positive number'),
+        (lambda: forecasters.quadratic(2), 'window must be at least 3 for a quadratic fit, got 2'),
+        (lambda: forecasters.last(0), 'window must be a positive int, got 0'),
+        (lambda: forecasters.last(2.0), 'window must be a positive int, got 2.0'),
+        (lambda: onc.nowcast('linear', record_every=1, jump_every=5), 'forecaster must be an optax_nowcast.forecasters.Forecaster'),
+        (lambda: onc.nowcast(forecasters.linear(5), schedule=schedules.introspection([10])), 'forecaster.window must equal the schedule window \\(4\\), got 5'),
+        (lambda: onc.nowcast(forecasters.linear(4), schedule='introspection'), 'schedule must come from'),
+        (lambda: schedules.introspection([]), 'jump_steps must not be empty'),
+        (lambda: schedules.introspection([10, 5]), 'jump_steps must be strictly increasing'),
+        (lambda: schedules.introspection([0]), 'jump_steps must be a positive int, got 0'),
+        (lambda: schedules.introspection([2]), 'not distinct'),
+        (lambda: schedules.introspection(10), 'jump_steps must be a sequence of ints, got 10'),
+        (lambda: schedules.introspection([10], fractions=(0.7, 0.4)), 'fractions must be increasing'),
+        (lambda: schedules.introspection([10], target_factor=1.0), 'target_factor must be > 1, got 1.0'),
+    ],
+)
+def test_bad_forecaster_and_schedule_arguments_raise(factory, match):
+  with pytest.raises(ValueError, match=match):
+    factory()
+
+
+def test_labels_and_mask_must_match_the_params():
+  params = {'w': jnp.zeros((2, 2)), 'b': jnp.zeros(2)}
+  tx = onc.nowcast(forecasters.linear(2, 1), record_every=1, jump_every=2,
+                   labels={'w': 'dense'})
+  state = tx.init(params)
+  with pytest.raises(ValueError, match='labels must have the same tree'):
+    tx.update(params, state, params)
+  tx = onc.nowcast(forecasters.linear(2, 1), record_every=1, jump_every=2,
+                   mask={'w': True})
+  with pytest.raises(ValueError, match='mask must have the same tree'):
+    tx.init(params)
+
+
+# ----------------------------------------------------------------------------
+# Labels, masks, chunks, dtypes.
+
+_CODES = {'conv': 1.0, 'dense': 2.0, 'bias': 3.0, 'scalar': 4.0, 'emb': 5.0}
+
+
+def label_probe():
+  return probe(lambda v, t, tg, label: _CODES[label], 2)
+
+
+def test_default_labels_follow_the_rank_of_each_leaf():
+  params = {
+      'kernel': jnp.zeros((3, 3, 2, 4)),
+      'dense': jnp.zeros((4, 5)),
+      'bias': jnp.zeros(5),
+      'scale': jnp.zeros(()),
+  }
+  tx = onc.nowcast(label_probe(), record_every=1, jump_every=2)
+  out, _ = drive(tx, params, [jax.tree.map(jnp.ones_like, params)] * 2)
+  got = {k: float(v.reshape(-1)[0]) for k, v in out[-1].items()}
+  assert got == {'kernel': 1.0, 'dense': 2.0, 'bias': 3.0, 'scale': 4.0}
+
+
+def test_user_labels_as_tree_or_callable_reach_the_forecaster():
+  params = {'emb': jnp.zeros((4, 3)), 'w': jnp.zeros((3, 3))}
+  for labels in ({'emb': 'emb', 'w': 'dense'},
+                 lambda p: {k: 'emb' if k == 'emb' else 'dense' for k in p}):
+    tx = onc.nowcast(label_probe(), record_every=1, jump_every=2,
+                     labels=labels)
+    out, _ = drive(tx, params, [jax.tree.map(jnp.ones_like, params)] * 2)
+    assert float(out[-1]['emb'][0, 0]) == 5.0
+    assert float(out[-1]['w'][0, 0]) == 2.0
+
+
+def test_masked_leaves_are_never_recorded_nor_jumped():
+  params = {'w': jnp.zeros((2, 2)), 'frozen': jnp.zeros(3)}
+  mask = lambda p: {'w': True, 'frozen': False}
+  tx = onc.nowcast(label_probe(), record_every=1, jump_every=2, mask=mask)
+  out, states = drive(tx, params, [jax.tree.map(jnp.ones_like, params)] * 2)
+  np.testing.assert_array_equal(out[-1]['frozen'], [2.0, 2.0, 2.0])
+  assert float(out[-1]['w'][0, 0]) == 2.0  # jumped to the 'dense' code
+  assert isinstance(states[-1].history[0]['frozen'], optax.MaskedNode)
+
+
+def test_chunked_forecasts_equal_unchunked():
+  params = {'w': jax.random.normal(jax.random.key(0), (37, 11)),
+            'b': jnp.zeros(5)}
+  grads = [jax.tree.map(lambda p, k=k: jnp.sin(p * k + 1.0), params)
+           for k in range(1, 9)]
+  results = []
+  for chunk in (None, 16, 1000):
+    tx = onc.nowcast(forecasters.quadratic(4, 2.0), record_every=2,
+                     jump_every=4, chunk_size=chunk)
+    out, _ = drive(tx, params, grads)
+    results.append(out[-1])
+  for r in results[1:]:
+    jax.tree.map(np.testing.assert_array_equal, results[0], r)
+
+
+@pytest.mark.parametrize('dtype', [jnp.bfloat16, jnp.float32])
+def test_params_keep_their_dtype(dtype):
+  params = {'w': jnp.ones((3, 2), dtype), 'b': jnp.zeros(2, dtype)}
+  tx = optax.chain(optax.adam(1e-2), onc.nowcast(
+      forecasters.linear(2, 1.0), record_every=1, jump_every=2))
+  state = tx.init(params)
+  grads = jax.tree.map(jnp.ones_like, params)
+  for _ in range(3):
+    updates, state = tx.update(grads, state, params)
+    for u in jax.tree.leaves(updates):
+      assert u.dtype == dtype
+    params = optax.apply_updates(params, updates)
+  for h in jax.tree.leaves(state[1].history):
+    assert h.dtype == dtype
+
+
+def test_history_dtype_bfloat16_halves_the_history():
+  params = {'w': jnp.ones((64, 32))}
+  full = onc.nowcast(forecasters.linear(5), record_every=1, jump_every=5)
+  half = onc.nowcast(forecasters.linear(5), record_every=1, jump_every=5,
+                     history_dtype=jnp.bfloat16)
+  nbytes = lambda s: sum(x.nbytes for x in jax.tree.leaves(s.history))
+  assert nbytes(full.init(params)) == 4 * params['w'].nbytes
+  assert nbytes(half.init(params)) == 2 * params['w'].nbytes
+  # The update keeps the history dtype and still forecasts a line closely.
+  out, states = drive(half, params, [{'w': jnp.full((64, 32), 0.01)}] * 5)
+  assert states[-1].history[0]['w'].dtype == jnp.bfloat16
+  np.testing.assert_allclose(out[-1]['w'], 1.0 + 0.01 * 10, rtol=1e-2)
+
+
+def test_init_copies_what_it_keeps_so_params_and_state_can_be_donated():
+  params = {'w': jnp.ones((4, 4))}
+  tx = optax.chain(optax.adam(1e-2), onc.nowcast(
+      forecasters.linear(3, 1.0), record_every=1, jump_every=3))
+  state = tx.init(params)
+  for h in jax.tree.leaves(state[1].history):
+    assert h.unsafe_buffer_pointer() != params['w'].unsafe_buffer_pointer()
+
+  @functools.partial(jax.jit, donate_argnums=(0, 1))
+  def step(p, s):
+    u, s = tx.update(jax.tree.map(jnp.ones_like, p), s, p)
+    return optax.apply_updates(p, u), s
+
+  for _ in range(4):
+    params, state = step(params, state)
+  assert int(state[1].jumps) == 1
+
+
+# ----------------------------------------------------------------------------
+# The optax battery (after optax/contrib/_common_test.py).
+
+
+def _rosenbrock(p):
+  x, y = p['x'], p['y']
+  return jnp.sum((1 - x) ** 2 + 100 * (y - x**2) ** 2)
+
+
+def _step_fn(tx, loss=_rosenbrock, **kwargs):
+  def step(params, state):
+    value, grads = jax.value_and_grad(loss)(params)
+    updates, state = tx.update(grads, state, params, value=value, **kwargs)
+    return optax.apply_updates(params, updates), state
+
+  return step
+
+
+def _rosen_params():
+  return {'x': jnp.array([-0.5, 0.3]), 'y': jnp.array([0.5, 0.1])}
+
+
+def test_jit_does_not_recompile_across_record_jump_and_plain_steps():
+  tx = optax.chain(optax.adam(1e-2), onc.nowcast(
+      forecasters.linear(3, 2.0), record_every=2, jump_every=3))
+  step = jax.jit(_step_fn(tx))
+  params = _rosen_params()
+  state = tx.init(params)
+  for _ in range(20):  # 10 records, 3 jumps
+    params, state = step(params, state)
+  assert int(state[1].jumps) == 3
+  assert step._cache_size() == 1
+
+
+def test_unexpected_extra_args_are_accepted():
+  tx = optax.chain(optax.adam(1e-2), onc.nowcast(
+      forecasters.linear(2, 1.0), record_every=1, jump_every=2))
+  step = jax.jit(_step_fn(tx, unexpected_extra_args_nobody_expects=1))
+  params, state = _rosen_params(), tx.init(_rosen_params())
+  for _ in range(3):
+    params, state = step(params, state)
+  assert int(state[1].jumps) == 1
+
+
+def test_lax_scan_matches_a_python_loop_and_converges():
+  tx = optax.chain(optax.adam(1e-2), onc.nowcast(
+      forecasters.linear(3, 1.0), record_every=10, jump_every=3,
+      last_jump_step=2000))
+  step = _step_fn(tx)
+  params = _rosen_params()
+  state = tx.init(params)
+
+  def body(carry, _):
+    return step(*carry), None
+
+  (p_scan, s_scan), _ = jax.lax.scan(body, (params, state), length=4000)
+  jstep = jax.jit(step)
+  p_loop, s_loop = params, state
+  for _ in range(60):
+    p_loop, s_loop = jstep(p_loop, s_loop)
+  (p_scan60, _), _ = jax.lax.scan(body, (params, state), length=60)
+  jax.tree.map(
+      functools.partial(np.testing.assert_allclose, rtol=1e-5, atol=1e-6),
+      p_scan60, p_loop)
+  assert int(s_scan[1].jumps) == 66
+  jax.tree.map(
+      functools.partial(np.testing.assert_allclose, rtol=3e-2, atol=3e-2),
+      p_scan, {'x': jnp.ones(2), 'y': jnp.ones(2)})
+
+
+def test_state_structure_and_dtypes_are_stable_inside_lax_cond():
+  tx = optax.chain(optax.adam(1e-2), onc.nowcast(
+      forecasters.linear(2, 1.0), record_every=1, jump_every=2))
+  params = _rosen_params()
+  state = tx.init(params)
+  step = _step_fn(tx)
+  new_state = step(params, state)[1]
+  shapes = lambda s: jax.tree.map(lambda x: (x.shape, x.dtype), s)
+  assert jax.tree.structure(new_state) == jax.tree.structure(state)
+  assert shapes(new_state) == shapes(state)
+  for leaf in jax.tree.leaves(state[1])[:5]:
+    assert leaf.dtype == jnp.int32
+  # Both branches of a cond must type-check with the state as a carry.
+  p, s = jax.jit(lambda p, s, c: jax.lax.cond(
+      c, step, lambda p, s: (p, s), p, s))(params, state, True)
+  assert shapes(s) == shapes(state)
+
+
+def test_tree_map_params_maps_the_history():
+  tx = optax.chain(optax.adam(1e-2), onc.nowcast(
+      forecasters.linear(4, 1.0), record_every=1, jump_every=4))
+  params = _rosen_params()
+  state = tx.init(params)
+  same = optax.tree.map_params(tx, lambda v: v, state)
+  jax.tree.map(np.testing.assert_array_equal, same, state)
+  specs = optax.tree.map_params(
+      tx, lambda v: 'P', state, transform_non_params=lambda _: None)
+  assert specs[1].history == ({'x': 'P', 'y': 'P'},) * 3
+  assert specs[1].count is None
+
+
+def test_composes_with_multisteps():
+  inner = optax.chain(optax.sgd(0.1), onc.nowcast(
+      forecasters.linear(2, 1.0), record_every=1, jump_every=2))
+  tx = optax.MultiSteps(inner, every_k_schedule=3)
+  params = jnp.zeros(1)
+  state = tx.init(params)
+  for _ in range(12):  # 4 inner steps -> jumps at inner steps 2 and 4
+    updates, state = tx.update(-jnp.ones(1), state, params)
+    params = optax.apply_updates(params, updates)
+  nc = state.inner_opt_state[1]
+  assert int(nc.count) == 4
+  assert int(nc.jumps) == 2
+  # Inner trajectory 0.1, 0.2 -> 0.3, 0.4, 0.5 -> 0.6.
+  np.testing.assert_allclose(params, [0.6], rtol=1e-5)
+
+
+def test_inject_hyperparams_is_equivalent():
+  fc = forecasters.linear(2, 1.0)
+  plain = optax.chain(
+      optax.adam(1e-2),
+      onc.nowcast(fc, record_every=1, jump_every=2, horizon=2.0))
+  injected = optax.chain(
+      optax.inject_hyperparams(optax.adam)(learning_rate=1e-2),
+      optax.inject_hyperparams(
+          onc.nowcast, static_args=('record_every', 'jump_every'))(
+              fc, record_every=1, jump_every=2, horizon=2.0),
+  )
+  params = _rosen_params()
+  outs = []
+  for tx in (plain, injected):
+    p, s = params, tx.init(params)
+    step = jax.jit(_step_fn(tx))
+    for _ in range(5):
+      p, s = step(p, s)
+    outs.append(p)
+  jax.tree.map(
+      functools.partial(np.testing.assert_allclose, rtol=1e-5, atol=1e-6),
+      *outs)
