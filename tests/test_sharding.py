@@ -1,0 +1,24 @@
+"""nowcast on params sharded over an 8-device CPU mesh.
+
+The device count of a JAX process is fixed when its backend starts, so the
+checks run in a fresh interpreter (tests/_sharded_script.py).
+"""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+SCRIPT = pathlib.Path(__file__).with_name('_sharded_script.py')
+
+
+def test_sharded_history_no_collectives_and_same_numbers_as_one_device():
+  env = dict(os.environ)
+  root = str(SCRIPT.parents[1])
+  env['PYTHONPATH'] = os.pathsep.join(
+      p for p in (root, env.get('PYTHONPATH')) if p)
+  proc = subprocess.run(
+      [sys.executable, str(SCRIPT)], capture_output=True, text=True,
+      env=env, timeout=600, check=False)
+  assert proc.returncode == 0, proc.stdout + proc.stderr
+  assert 'ALL OK' in proc.stdout, proc.stdout + proc.stderr
