@@ -26,7 +26,13 @@ COLLECTIVES = ('all-gather', 'all-reduce', 'all-to-all', 'collective-permute',
 
 def main():
   assert jax.device_count() == 8, jax.devices()
-  mesh = jax.make_mesh((8,), ('fsdp',))
+  for axis_type in (jax.sharding.AxisType.Explicit, jax.sharding.AxisType.Auto):
+    print(f'mesh axis type {axis_type}')
+    check(jax.make_mesh((8,), ('fsdp',), axis_types=(axis_type,)))
+  print('ALL OK')
+
+
+def check(mesh):
   specs = {'w': P('fsdp', None), 'k': P(None, None, None, 'fsdp'),
            'b': P('fsdp'), 's': P()}
   key = jax.random.key(0)
@@ -105,7 +111,6 @@ def main():
     jax.tree.map(functools.partial(np.testing.assert_allclose,
                                    rtol=1e-5, atol=1e-6), p, p1)
     print(f'{name}: matches one device')
-  print('ALL OK')
 
 
 if __name__ == '__main__':
