@@ -344,19 +344,19 @@ def nowcast(
     count = optax.safe_increment(state.count)
     plan = schedule.plan(count, state.records, state.jumps)
 
-    def jump(us):
+    def jump(us, window_slots):
       """The updates that move the params to the forecast, and bad counts."""
       us = list(us)
       nonfinite = jnp.zeros([], jnp.int32)
       for k, i in enumerate(active):
         newest = optax.apply_updates(flat_params[i], us[i]).astype(jnp.float32)
-        if num_slots:
-          older = jnp.stack([s[k] for s in slots])[plan.window_slots]
-          window = jnp.concatenate(
-              [older.astype(jnp.float32), newest[None]], axis=0
-          )
-        else:
-          window = newest[None]
+        entries = []
+        for w in range(window_slots.shape[0]):  # slots[window_slots[w]]
+          entry = slots[0][k]
+          for j in range(1, num_slots):
+            entry = jnp.where(window_slots[w] == j, slots[j][k], entry)
+          entries.append(entry.astype(jnp.float32))
+        window = jnp.stack(entries + [newest])
         forecast = _forecast_leaf(
             forecaster,
             window,
@@ -371,37 +371,43 @@ def nowcast(
         nonfinite += jnp.sum(~finite, dtype=jnp.int32)
       return us, nonfinite
 
-    flat_updates, nonfinite = jax.lax.cond(
-        plan.jump,
-        jump,
-        lambda us: (list(us), jnp.zeros([], jnp.int32)),
-        flat_updates,
+    # How the work is laid out decides what XLA copies on every step:
+    # - Reading the (usually donated) params inside a ``lax.cond`` makes XLA
+    #   copy them on every step, so the jump is a ``while_loop`` of 0 or 1
+    #   trips instead.
+    # - XLA hoists whatever a loop body computes from loop-invariant values
+    #   out of the loop, i.e. onto every step. So everything heavy in the
+    #   body reads the carry, which the body changes: the updates, and the
+    #   window's slot indices (shifted by one after the only trip).
+    # - The record reads ``params + updates`` computed outside any branch:
+    #   the very expression with which the caller applies the updates, which
+    #   XLA then computes once for both. One cond per slot writes it in place
+    #   into the taken slot only.
+    def jump_body(carry):
+      trip, window_slots, us, _ = carry
+      us, nonfinite = jump(us, window_slots)
+      return trip + 1, window_slots + 1, us, nonfinite
+
+    _, _, flat_updates, nonfinite = jax.lax.while_loop(
+        lambda carry: carry[0] < plan.jump.astype(jnp.int32),
+        jump_body,
+        (jnp.zeros([], jnp.int32), plan.window_slots, list(flat_updates),
+         jnp.zeros([], jnp.int32)),
     )
-
-    # One cond per slot: XLA then writes the taken slot in place and leaves
-    # the others untouched (one multi-way switch over all slots makes XLA
-    # copy every slot on every step). The updates pass through each cond so
-    # that the caller's in-place ``params + updates`` waits for the record
-    # instead of copying the params. The record stores the weights the step
-    # ends with, i.e. after the jump if there is one.
-    def record(slot_and_updates):
-      slot, us = slot_and_updates
-      new_slot = [
-          optax.apply_updates(flat_params[i], us[i]).astype(h.dtype)
-          for i, h in zip(active, slot)
+    final = [optax.apply_updates(flat_params[i], flat_updates[i])
+             for i in active]
+    def write_slot(slots):
+      return [
+          jax.lax.cond(
+              plan.slot == j,
+              lambda slot: [v.astype(h.dtype) for v, h in zip(final, slot)],
+              lambda slot: slot,
+              slot,
+          )
+          for j, slot in enumerate(slots)
       ]
-      return new_slot, us
 
-    new_slots = []
-    for j, slot in enumerate(slots):
-      slot, flat_updates = jax.lax.cond(
-          plan.record & (plan.slot == j),
-          record,
-          lambda slot_and_updates: slot_and_updates,
-          (slot, flat_updates),
-      )
-      new_slots.append(slot)
-    slots = new_slots
+    slots = jax.lax.cond(plan.record, write_slot, lambda s: s, slots)
 
     history = tuple(jax.tree.unflatten(slot_def, s) for s in slots)
     new_state = NowcastState(
