@@ -113,13 +113,17 @@ def nowcast(
     counted in ``NowcastState.skipped``; the history then carries on.
 
   Each scalar weight is forecast independently from its own window: the
-  forecaster is vmapped over every element of every leaf inside the taken
-  branch of a ``lax.switch`` (a multi-way ``lax.cond``) whose index is derived
-  from the int32 step counter. Non-jump steps run no forecaster; non-record
-  steps touch no history. The history holds ``forecaster.window - 1``
-  params-shaped trees: the newest window entry is always ``p_n`` itself, at
-  full precision, so a ``window``-record forecast reads exactly ``window``
-  params' worth of weights.
+  forecaster is vmapped over every element of every leaf. Everything is
+  compiled: the jump predicate is an int32-derived scalar, and the forecaster
+  runs only on jump steps, inside a ``lax.while_loop`` of 0 or 1 trips (a
+  ``lax.cond`` that reads donated params makes XLA copy them on every step;
+  the loop does not); a record is a ``lax.cond`` that writes one slot in
+  place. The history holds ``forecaster.window - 1`` params-shaped trees: the
+  newest window entry is always ``p_n`` itself, at full precision, so a
+  ``window``-record forecast reads exactly ``window`` params' worth of
+  weights. Donate the params and the optimizer state to the jitted step
+  (``jax.jit(step, donate_argnums=...)``) so that XLA updates the history in
+  place; otherwise it copies the history on every step.
 
   Robustness: a forecast that is not finite leaves that weight at ``p_n`` (as
   if no jump happened) and is counted in ``NowcastState.nonfinite``. A NaN in

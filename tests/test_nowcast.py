@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -731,3 +732,27 @@ def test_inject_hyperparams_is_equivalent():
   jax.tree.map(
       functools.partial(np.testing.assert_allclose, rtol=1e-5, atol=1e-6),
       *outs)
+
+
+def _eqns(jaxpr):
+  """All equations of a jaxpr, with those of nested jaxprs, and their depth."""
+  for eqn in jaxpr.eqns:
+    yield eqn, 0
+    for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+      for inner, depth in _eqns(sub):
+        yield inner, depth + 1
+
+
+def test_forecaster_runs_only_inside_the_jump_branch_and_no_host_callbacks():
+  # cosh marks the forecaster's work in the jaxpr.
+  fc = probe(lambda v, t, tg, l: jnp.cosh(v[-1]), 2)
+  tx = optax.chain(optax.adam(1e-2), onc.nowcast(
+      fc, record_every=1, jump_every=2))
+  params = _rosen_params()
+  jaxpr = jax.make_jaxpr(_step_fn(tx))(params, tx.init(params)).jaxpr
+  found = [(eqn.primitive.name, depth) for eqn, depth in _eqns(jaxpr)]
+  cosh_depths = {d for name, d in found if name == 'cosh'}
+  assert cosh_depths and 0 not in cosh_depths
+  top = {name for name, d in found if d == 0}
+  assert 'while' in top and 'cond' in top
+  assert not [name for name, _ in found if 'callback' in name]
