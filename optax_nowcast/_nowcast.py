@@ -348,7 +348,7 @@ def nowcast(
     count = optax.safe_increment(state.count)
     plan = schedule.plan(count, state.records, state.jumps)
 
-    def jump(us, window_slots):
+    def jump(us, window_slots, times, target):
       """The updates that move the params to the forecast, and bad counts."""
       us = list(us)
       nonfinite = jnp.zeros([], jnp.int32)
@@ -364,8 +364,8 @@ def nowcast(
         forecast = _forecast_leaf(
             forecaster,
             window,
-            plan.times,
-            plan.target,
+            times,
+            target,
             leaf_labels[i],
             chunk_size,
         )
@@ -380,23 +380,24 @@ def nowcast(
     #   copy them on every step, so the jump is a ``while_loop`` of 0 or 1
     #   trips instead.
     # - XLA hoists whatever a loop body computes from loop-invariant values
-    #   out of the loop, i.e. onto every step. So everything heavy in the
-    #   body reads the carry, which the body changes: the updates, and the
-    #   window's slot indices (shifted by one after the only trip).
+    #   out of the loop, i.e. onto every step (e.g. a curve fit's SVD of the
+    #   window times). So everything in the body reads the carry, which the
+    #   body changes: the updates, the window's slot indices, its times and
+    #   the target (all shifted after the only trip).
     # - The record reads ``params + updates`` computed outside any branch:
     #   the very expression with which the caller applies the updates, which
     #   XLA then computes once for both. One cond per slot writes it in place
     #   into the taken slot only.
     def jump_body(carry):
-      trip, window_slots, us, _ = carry
-      us, nonfinite = jump(us, window_slots)
-      return trip + 1, window_slots + 1, us, nonfinite
+      trip, window_slots, times, target, us, _ = carry
+      us, nonfinite = jump(us, window_slots, times, target)
+      return trip + 1, window_slots + 1, times + 1, target + 1, us, nonfinite
 
-    _, _, flat_updates, nonfinite = jax.lax.while_loop(
+    *_, flat_updates, nonfinite = jax.lax.while_loop(
         lambda carry: carry[0] < plan.jump.astype(jnp.int32),
         jump_body,
-        (jnp.zeros([], jnp.int32), plan.window_slots, list(flat_updates),
-         jnp.zeros([], jnp.int32)),
+        (jnp.zeros([], jnp.int32), plan.window_slots, plan.times,
+         plan.target, list(flat_updates), jnp.zeros([], jnp.int32)),
     )
     final = [optax.apply_updates(flat_params[i], flat_updates[i])
              for i in active]

@@ -58,6 +58,11 @@ class RunResult:
     return None
 
 
+_FORECASTERS = {'linear': forecasters.linear,
+                'quadratic': forecasters.quadratic}
+METHODS = ('adam',) + tuple(_FORECASTERS)
+
+
 def make_tx(method: str, learning_rate: float, steps_per_epoch: int,
             epochs: int) -> optax.GradientTransformation:
   """Adam, or Adam + nowcast with the named curve-fit forecaster.
@@ -68,12 +73,8 @@ def make_tx(method: str, learning_rate: float, steps_per_epoch: int,
   adam = optax.adam(learning_rate)
   if method == 'adam':
     return adam
-  factories = {'linear': forecasters.linear, 'quadratic': forecasters.quadratic}
-  if method not in factories:
-    raise ValueError(
-        f'method must be adam or one of {sorted(factories)}, got {method!r}')
   return optax.chain(adam, nowcast(
-      factories[method](window=5, horizon=5),
+      _FORECASTERS[method](window=5, horizon=5),
       record_every=steps_per_epoch,
       jump_every=5,
       last_jump_step=int(0.9 * epochs * steps_per_epoch),
@@ -144,6 +145,9 @@ def run(methods: Sequence[str] = ('adam', 'linear', 'quadratic'),
     raise ValueError(f'seeds must be a positive int, got {seeds!r}')
   if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
     raise ValueError(f'epochs must be a positive int, got {epochs!r}')
+  for method in methods:
+    if method not in METHODS:
+      raise ValueError(f'methods must be among {METHODS}, got {method!r}')
   methods = ['adam'] + [m for m in methods if m != 'adam']
   ds = data_lib.load_digits()
   results = {m: [] for m in methods}
