@@ -375,29 +375,33 @@ def nowcast(
         nonfinite += jnp.sum(~finite, dtype=jnp.int32)
       return us, nonfinite
 
-    # How the work is laid out decides what XLA copies on every step:
-    # - Reading the (usually donated) params inside a ``lax.cond`` makes XLA
-    #   copy them on every step, so the jump is a ``while_loop`` of 0 or 1
-    #   trips instead.
-    # - XLA hoists whatever a loop body computes from loop-invariant values
-    #   out of the loop, i.e. onto every step (e.g. a curve fit's SVD of the
-    #   window times). So everything in the body reads the carry, which the
-    #   body changes: the updates, the window's slot indices, its times and
-    #   the target (all shifted after the only trip).
+    # How the work is laid out decides what XLA does on every step:
+    # - Reading the (usually donated) params inside a top-level ``lax.cond``
+    #   makes XLA copy them on every step, so the jump runs in a
+    #   ``while_loop`` of 0 or 1 trips instead.
+    # - XLA hoists what a loop body computes from loop-invariant values out of
+    #   the loop, i.e. onto every step (a curve fit's SVD of the window times,
+    #   bf16 -> f32 casts of the history). A ``lax.cond`` on the trip number
+    #   inside the body keeps the jump's work where it belongs.
     # - The record reads ``params + updates`` computed outside any branch:
     #   the very expression with which the caller applies the updates, which
-    #   XLA then computes once for both. One cond per slot writes it in place
-    #   into the taken slot only.
+    #   XLA then computes once for both. A cond writes it in place into the
+    #   taken slot only.
     def jump_body(carry):
-      trip, window_slots, times, target, us, _ = carry
-      us, nonfinite = jump(us, window_slots, times, target)
-      return trip + 1, window_slots + 1, times + 1, target + 1, us, nonfinite
+      trip, us, _ = carry
+      us, nonfinite = jax.lax.cond(
+          trip == 0,
+          lambda us: jump(us, plan.window_slots, plan.times, plan.target),
+          lambda us: (list(us), jnp.zeros([], jnp.int32)),
+          us,
+      )
+      return trip + 1, us, nonfinite
 
-    *_, flat_updates, nonfinite = jax.lax.while_loop(
+    _, flat_updates, nonfinite = jax.lax.while_loop(
         lambda carry: carry[0] < plan.jump.astype(jnp.int32),
         jump_body,
-        (jnp.zeros([], jnp.int32), plan.window_slots, plan.times,
-         plan.target, list(flat_updates), jnp.zeros([], jnp.int32)),
+        (jnp.zeros([], jnp.int32), list(flat_updates),
+         jnp.zeros([], jnp.int32)),
     )
     final = [optax.apply_updates(flat_params[i], flat_updates[i])
              for i in active]
