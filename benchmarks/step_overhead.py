@@ -5,6 +5,9 @@ jitted training steps, ``adam`` and ``adam + nowcast(linear)``, and times them
 interleaved in one process (alternating which goes first), so that machine
 noise hits both alike. It prints the median step time of each on non-jump,
 record and jump steps, their ratio, and the optimizer-state bytes of both.
+A third run, ``adam + cond-floor``, only passes the updates through a
+``lax.cond``: the cost of any data-dependent change of the updates, i.e. the
+floor under what ``nowcast`` can cost per step.
 
 Run::
 
@@ -58,6 +61,24 @@ class CNN(nn.Module):
 DONATE = {'both': (0, 1), 'state': (1,), 'none': ()}
 
 
+def cond_floor() -> optax.GradientTransformationExtraArgs:
+  """A transformation that only passes the updates through a ``lax.cond``.
+
+  The cheapest possible data-dependent change of the updates: it shows what
+  any control flow on the updates costs, the floor under ``nowcast``.
+  """
+
+  def update(updates, state, params=None, **extra_args):
+    del params, extra_args
+    updates = jax.lax.cond(
+        jnp.asarray(False), lambda u: jax.tree.map(jnp.negative, u),
+        lambda u: u, updates)
+    return updates, state
+
+  return optax.GradientTransformationExtraArgs(
+      lambda params: optax.EmptyState(), update)
+
+
 def tree_bytes(tree) -> int:
   return sum(x.nbytes for x in jax.tree.leaves(tree))
 
@@ -85,6 +106,7 @@ def bench_model(name, model, args):
   history_dtype = None if args.history_dtype == 'none' else args.history_dtype
   runs = {
       'adam': optax.adam(1e-3),
+      'cond-floor': optax.chain(optax.adam(1e-3), cond_floor()),
       'nowcast': optax.chain(
           optax.adam(1e-3),
           onc.nowcast(
@@ -132,14 +154,16 @@ def bench_model(name, model, args):
         f' record_every={args.record_every}, window={args.window},'
         f' jump_every={args.window}, history_dtype={args.history_dtype},'
         f' donate={args.donate}')
-  print('| step kind | n | adam median ms | adam+nowcast median ms | ratio |')
-  print('|---|---|---|---|---|')
+  print('| step kind | n | adam ms | adam+nowcast ms | ratio |'
+        ' adam+cond-floor ms | floor ratio |')
+  print('|---|---|---|---|---|---|---|')
   for kind in ('plain', 'record', 'jump'):
-    a, b = times['adam'][kind], times['nowcast'][kind]
+    a, b, c = (times[k][kind] for k in ('adam', 'nowcast', 'cond-floor'))
     if not a:
       continue
-    ma, mb = statistics.median(a) * 1e3, statistics.median(b) * 1e3
-    print(f'| {kind} | {len(a)} | {ma:.3f} | {mb:.3f} | {mb / ma:.3f} |')
+    ma, mb, mc = (statistics.median(x) * 1e3 for x in (a, b, c))
+    print(f'| {kind} | {len(a)} | {ma:.3f} | {mb:.3f} | {mb / ma:.3f} |'
+          f' {mc:.3f} | {mc / ma:.3f} |')
   params_bytes = tree_bytes(params)
   hist_bytes = bytes_['nowcast'] - bytes_['adam']
   print(f'state bytes: adam {bytes_["adam"]:,}; adam+nowcast'

@@ -272,6 +272,14 @@ def introspection(
     An :class:`IntrospectionSchedule` to pass as ``nowcast(schedule=...)``
     with a forecaster whose ``window`` is ``len(fractions) + 2``.
 
+  Example:
+    >>> from optax_nowcast import schedules
+    >>> s = schedules.introspection([3000, 4000, 5000])
+    >>> s.window_steps.tolist()  # the inputs of each jump
+    [[0, 1200, 2100, 3000], [0, 1600, 2800, 4000], [0, 2000, 3500, 5000]]
+    >>> s.num_slots  # step 0, and up to 5 inputs pending at once (at 2800)
+    6
+
   References:
     Sinha et al., `Introspection: Accelerating Neural Network Training by
     Learning Weight Evolution <https://arxiv.org/abs/1704.04959>`_, ICLR 2017.

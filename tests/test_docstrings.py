@@ -1,0 +1,19 @@
+"""The examples in the public docstrings run and print what they say."""
+
+import doctest
+
+import pytest
+
+import optax_nowcast
+from optax_nowcast import _nowcast
+from optax_nowcast import schedules
+from optax_nowcast.forecasters import _curve_fit
+
+
+@pytest.mark.parametrize('module', [_nowcast, _curve_fit, schedules],
+                         ids=lambda m: m.__name__)
+def test_docstring_examples(module):
+  result = doctest.testmod(module, extraglobs={'onc': optax_nowcast},
+                           optionflags=doctest.ELLIPSIS)
+  assert result.attempted > 0
+  assert result.failed == 0
