@@ -1,0 +1,448 @@
+"""WNN, the Weight Nowcaster Network (Jang et al., 2023), as a forecaster.
+
+A two-stream MLP reads the last five records of one scalar weight, normalised
+per scalar, and predicts a bounded residual that moves the weight ahead. It
+holds separate weights for convolution kernels, dense kernels and biases.
+This module holds the network (a Flax module whose ``apply`` is pure), the
+:class:`~optax_nowcast.forecasters.Forecaster` factory :func:`wnn`, and the
+pieces meta-training needs (:func:`init_wnn_weights`,
+:func:`wnn_apply_batch`, :func:`wnn_l1_penalty`).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import numbers
+from typing import Any, Mapping, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from optax_nowcast import _validation
+from optax_nowcast.forecasters._base import Forecaster
+
+#: Records WNN reads per scalar, oldest first (the newest is the current one).
+WNN_WINDOW = 5
+#: The label kinds that hold their own network weights.
+WNN_WEIGHT_LABELS = ('conv', 'dense', 'bias')
+#: Every label :func:`wnn` forecasts, and the weights each one uses.
+WNN_LABEL_WEIGHTS = {
+    'conv': 'conv',
+    'dense': 'dense',
+    'bias': 'bias',
+    'scalar': 'bias',
+}
+
+#: Added to the window's range before dividing by it (a constant window).
+_EPSILON = 1e-5
+#: The argument of the learned activation's ``exp`` is clipped to this range.
+_EXP_CLIP = 30.0
+#: Keras' default LeakyReLU slope, which the reference network uses.
+_LEAKY_SLOPE = 0.3
+#: Layers that carry the L1 penalty in the reference (inputs, projections).
+_REGULARISED_LAYERS = ('input', 'project')
+
+_KERNEL_INIT = nn.initializers.variance_scaling(0.1, 'fan_in', 'uniform')
+
+Params = Mapping[str, Any]
+
+
+def _dense(features: int, name: str) -> nn.Dense:
+  return nn.Dense(
+      features,
+      kernel_init=_KERNEL_INIT,
+      bias_init=nn.initializers.zeros,
+      name=name,
+  )
+
+
+class ExpActivation(nn.Module):
+  r"""WNN's learned "activation network" on a ``width``-vector ``h``.
+
+  .. math::
+    u = \mathrm{relu}(W_g h + b_g), \qquad
+    \mathrm{out} = D_1(u) + D_2(u) \odot
+      \exp\bigl(\mathrm{clip}(D_3(u) \odot h, -30, 30)\bigr),
+
+  with :math:`W_g` a ``width -> hidden`` layer and :math:`D_1, D_2, D_3`
+  ``hidden -> width`` layers. The clip keeps the ``exp`` finite in float32
+  for any input (``exp(30) ~ 1e13``); its gradient is zero outside the range,
+  which a trained network never reaches on normalised windows.
+
+  Attributes:
+    hidden: Width of the bottleneck ``u``.
+  """
+
+  hidden: int = 8
+
+  @nn.compact
+  def __call__(self, h: jax.Array) -> jax.Array:
+    width = h.shape[-1]
+    u = nn.relu(_dense(self.hidden, 'gate')(h))
+    offset = _dense(width, 'offset')(u)
+    scale = _dense(width, 'scale')(u)
+    rate = _dense(width, 'rate')(u)
+    return offset + scale * jnp.exp(
+        jnp.clip(rate * h, -_EXP_CLIP, _EXP_CLIP)
+    )
+
+
+class WNNStream(nn.Module):
+  """One WNN stream: Dense 64, learned activation, Dense 32, LeakyReLU(0.3).
+
+  Attributes:
+    width: Width of the first layer and of the learned activation.
+    out: Width of the stream's output.
+  """
+
+  width: int = 64
+  out: int = 32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    h = _dense(self.width, 'input')(x)
+    h = ExpActivation(name='activation')(h)
+    h = _dense(self.out, 'project')(h)
+    return nn.leaky_relu(h, negative_slope=_LEAKY_SLOPE)
+
+
+class WNNNetwork(nn.Module):
+  r"""The WNN network: normalised window ``n`` (..., 5) -> residual (...).
+
+  Stream A reads the five normalised values, stream B their four first
+  differences :math:`n_{i+1} - n_i`; their 32-vectors are concatenated and
+  mapped by a Dense 64 -> 1 layer and ``tanh`` to the residual
+  :math:`r \in (-1, 1)`. 9,425 parameters.
+  """
+
+  @nn.compact
+  def __call__(self, normalised: jax.Array) -> jax.Array:
+    a = WNNStream(name='values')(normalised)
+    b = WNNStream(name='differences')(jnp.diff(normalised, axis=-1))
+    head = _dense(1, 'head')(jnp.concatenate([a, b], axis=-1))
+    return jnp.tanh(head)[..., 0]
+
+
+_NETWORK = WNNNetwork()
+
+
+def check_key(key: Any, name: str = 'key') -> jax.Array:
+  """Returns ``key`` if it is a JAX PRNG key (typed or raw uint32), else raises."""
+  if isinstance(key, jax.Array):
+    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+      if key.shape == ():
+        return key
+    elif key.dtype == jnp.uint32 and key.shape == (2,):
+      return key
+  raise ValueError(
+      f'{name} must be a single JAX PRNG key (jax.random.key(0) or'
+      f' jax.random.PRNGKey(0)), got {key!r}'
+  )
+
+
+def check_params(name: str, params: Any, expected: Any) -> None:
+  """Raises unless ``params`` has the paths, shapes and float dtypes expected.
+
+  Args:
+    name: How to name ``params`` in the message, e.g. ``"weights['conv']"``.
+    params: A nested mapping of arrays (Flax params).
+    expected: The same tree of ``jax.ShapeDtypeStruct``.
+  """
+
+  def by_path(tree):
+    leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
+    return {jax.tree_util.keystr(path): leaf for path, leaf in leaves}
+
+  if not isinstance(params, Mapping):
+    raise ValueError(
+        f'{name} must be a mapping of Flax params, got {type(params).__name__}'
+    )
+  got, want = by_path(params), by_path(expected)
+  missing = sorted(set(want) - set(got))
+  extra = sorted(set(got) - set(want))
+  if missing or extra:
+    raise ValueError(
+        f'{name} does not match the network: missing params {missing},'
+        f' unexpected params {extra}'
+    )
+  for path, spec in want.items():
+    leaf = got[path]
+    shape = tuple(np.shape(leaf))
+    if shape != spec.shape:
+      raise ValueError(
+          f'{name}{path} must have shape {spec.shape}, got {shape}'
+      )
+    dtype = jnp.result_type(leaf)
+    if not jnp.issubdtype(dtype, jnp.floating):
+      raise ValueError(
+          f'{name}{path} must be a floating array, got dtype {dtype}'
+      )
+
+
+@functools.cache
+def _expected_params() -> Any:
+  return jax.eval_shape(
+      _NETWORK.init,
+      jax.random.PRNGKey(0),
+      jax.ShapeDtypeStruct((WNN_WINDOW,), jnp.float32),
+  )['params']
+
+
+def _check_weights(weights: Any) -> None:
+  if not isinstance(weights, Mapping):
+    raise ValueError(
+        "weights must be a dict {'conv': params, 'dense': params, 'bias':"
+        ' params} of WNN network params (see init_wnn_weights), got'
+        f' {type(weights).__name__}'
+    )
+  missing = [label for label in WNN_WEIGHT_LABELS if label not in weights]
+  extra = [label for label in weights if label not in WNN_WEIGHT_LABELS]
+  if missing or extra:
+    raise ValueError(
+        f'weights must have exactly the labels {list(WNN_WEIGHT_LABELS)};'
+        f' missing {missing}, unexpected {extra}'
+    )
+  for label in WNN_WEIGHT_LABELS:
+    check_params(f'weights[{label!r}]', weights[label], _expected_params())
+
+
+def _weights_label(label: Any) -> str:
+  """The weights a leaf label uses; raises (at trace time) if it has none."""
+  if not isinstance(label, str) or label not in WNN_LABEL_WEIGHTS:
+    raise ValueError(
+        f'WNN has no weights for label {label!r}; known labels are'
+        f' {list(WNN_LABEL_WEIGHTS)} (scalar uses the bias weights). Map'
+        ' other leaves onto these with nowcast(labels=...), or exclude them'
+        ' with nowcast(mask=...)'
+    )
+  return WNN_LABEL_WEIGHTS[label]
+
+
+def _forecast(params: Params, values: jax.Array) -> jax.Array:
+  """The WNN forecast of each window in ``values`` (..., 5), in weight units."""
+  values = jnp.asarray(values, jnp.float32)
+  oldest = values[..., :1]
+  scale = 2.0 * (
+      jnp.max(values, axis=-1, keepdims=True)
+      - jnp.min(values, axis=-1, keepdims=True)
+      + _EPSILON
+  )
+  normalised = (values - oldest) / scale
+  residual = _NETWORK.apply({'params': params}, normalised)
+  # o + s (n[-1] + r) == x[-1] + s r; the second form avoids cancellation.
+  return values[..., -1] + scale[..., 0] * residual
+
+
+def init_wnn_weights(key: Optional[jax.Array] = None) -> dict[str, Params]:
+  """Fresh, untrained WNN weights: one network per label kind.
+
+  Kernels are drawn from ``VarianceScaling(0.1, 'fan_in', 'uniform')`` (the
+  reference initialiser), biases are zero; each kind gets its own key.
+
+  Args:
+    key: A JAX PRNG key (default ``jax.random.PRNGKey(0)``).
+
+  Returns:
+    ``{'conv': params, 'dense': params, 'bias': params}``, each a Flax params
+    dict of 9,425 float32 values.
+
+  Example:
+    >>> import jax
+    >>> weights = init_wnn_weights(jax.random.PRNGKey(1))
+    >>> sorted(weights)
+    ['bias', 'conv', 'dense']
+    >>> sum(w.size for w in jax.tree.leaves(weights['conv']))
+    9425
+  """
+  key = check_key(jax.random.PRNGKey(0) if key is None else key)
+  keys = jax.random.split(key, len(WNN_WEIGHT_LABELS))
+  init = jax.jit(_NETWORK.init)
+  example = jnp.zeros((WNN_WINDOW,), jnp.float32)
+  return {
+      label: init(k, example)['params']
+      for label, k in zip(WNN_WEIGHT_LABELS, keys)
+  }
+
+
+def wnn(
+    weights: Optional[Mapping[str, Params]] = None,
+    *,
+    key: Optional[jax.Array] = None,
+    horizon: float = 5.0,
+) -> Forecaster:
+  r"""WNN: a learned per-scalar forecaster from the last five records.
+
+  For one scalar weight with records :math:`x_0, \dots, x_4` (oldest first,
+  :math:`x_4` the current value):
+
+  .. math::
+    o = x_0, \qquad s = 2\,(\max_i x_i - \min_i x_i + 10^{-5}), \qquad
+    n_i = (x_i - o) / s,
+
+    r = \tanh\bigl(w^\top [A(n); B(\Delta n)] + b\bigr), \qquad
+    \hat x = o + s\,(n_4 + r) = x_4 + s\,r,
+
+  where :math:`A` and :math:`B` are the two streams (Dense 64, learned
+  exp-activation, Dense 32, LeakyReLU) of :class:`WNNNetwork` and
+  :math:`\Delta n` the four first differences. Hence
+  :math:`|\hat x - x_4| < s`: one jump moves a weight by less than twice its
+  window's range, and the forecast is affine-equivariant,
+  :math:`\hat x(a x + b) = a \hat x(x) + b` for :math:`a > 0`, up to the
+  :math:`10^{-5}` in :math:`s`.
+
+  Every label goes through this normalised path. (The reference code adds the
+  bias network's prediction to the raw, un-normalised last value instead; that
+  is a bug, corrected here.) Labels ``'conv'``, ``'dense'`` and ``'bias'`` use
+  their own weights, ``'scalar'`` uses the bias weights, and any other label
+  raises a ``ValueError`` when the step is traced.
+
+  The network reads the values only: ``times`` and ``target`` are ignored,
+  because WNN is trained for one horizon. Use it with the periodic schedule it
+  was trained for (a record every ``record_every`` steps, ``horizon`` record
+  intervals ahead); passing another ``horizon`` to ``nowcast`` does not change
+  its forecasts.
+
+  Args:
+    weights: ``{'conv': params, 'dense': params, 'bias': params}`` (as made by
+      :func:`init_wnn_weights` and meta-training), or ``None`` for fresh,
+      untrained weights from ``key``.
+    key: PRNG key for fresh weights (default ``jax.random.PRNGKey(0)``); only
+      without ``weights``.
+    horizon: The horizon, in record intervals beyond the newest record, that
+      the weights were trained to forecast (> 0); ``nowcast``'s default.
+
+  Returns:
+    A :class:`~optax_nowcast.forecasters.Forecaster` with ``window=5``.
+
+  Example:
+    >>> import jax.numpy as jnp, optax, optax_nowcast as onc
+    >>> tx = optax.chain(optax.adam(1e-3), onc.nowcast(
+    ...     onc.forecasters.wnn(), record_every=100, jump_every=5))
+    >>> f = onc.forecasters.wnn()
+    >>> window = jnp.array([0.0, 1.0, 2.0, 3.0, 4.0])
+    >>> times = jnp.arange(-4.0, 1.0)
+    >>> forecast = f.apply(f.weights, window, times, 5.0, 'dense')
+    >>> bool(abs(forecast - 4.0) < 8.0)  # |forecast - x[-1]| < s
+    True
+
+  References:
+    Jang et al., `Learning to Boost Training by Periodic Nowcasting Near Future
+    Weights <https://proceedings.mlr.press/v202/jang23a.html>`_, ICML 2023.
+  """
+  horizon = _validation.positive_float('horizon', horizon)
+  if weights is None:
+    weights = init_wnn_weights(key)
+  else:
+    if key is not None:
+      raise ValueError(
+          'key initialises fresh weights; pass either weights or key, not'
+          f' both, got key={key!r}'
+      )
+    _check_weights(weights)
+    weights = {
+        label: jax.tree.map(
+            lambda w: jnp.asarray(w, jnp.float32), weights[label]
+        )
+        for label in WNN_WEIGHT_LABELS
+    }
+
+  def apply(weights, values, times, target, label):
+    del times, target  # trained for one horizon; see the docstring
+    if jnp.shape(values) != (WNN_WINDOW,):
+      raise ValueError(
+          f'WNN forecasts one scalar from {WNN_WINDOW} values, got values of'
+          f' shape {jnp.shape(values)}'
+      )
+    return _forecast(weights[_weights_label(label)], values)
+
+  return Forecaster(
+      apply=apply,
+      weights=weights,
+      window=WNN_WINDOW,
+      horizon=horizon,
+      name='wnn',
+  )
+
+
+def wnn_apply_batch(
+    weights: Mapping[str, Params], windows: jax.Array, label: str
+) -> jax.Array:
+  """The WNN forecast of each of ``N`` windows, for meta-training.
+
+  Equal to the per-scalar ``wnn(weights).apply`` on every row, vmapped;
+  differentiable in ``weights`` (and jittable, with ``label`` static).
+
+  Args:
+    weights: ``{'conv': params, 'dense': params, 'bias': params}``.
+    windows: ``(N, 5)`` records, oldest first, one scalar per row.
+    label: ``'conv'``, ``'dense'``, ``'bias'`` or ``'scalar'``.
+
+  Returns:
+    The ``(N,)`` float32 forecasts, in weight units.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> windows = jnp.array([[0.0, 1.0, 2.0, 3.0, 4.0], [5.0] * 5])
+    >>> wnn_apply_batch(init_wnn_weights(), windows, 'conv').shape
+    (2,)
+  """
+  _check_weights(weights)
+  params = weights[_weights_label(label)]
+  if jnp.ndim(windows) != 2 or jnp.shape(windows)[1] != WNN_WINDOW:
+    raise ValueError(
+        f'windows must have shape (N, {WNN_WINDOW}), got {jnp.shape(windows)}'
+    )
+  return jax.vmap(lambda values: _forecast(params, values))(windows)
+
+
+def _non_negative_float(name: str, value: Any) -> float:
+  if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    raise ValueError(f'{name} must be a number >= 0, got {value!r}')
+  if not (float(value) >= 0.0 and math.isfinite(float(value))):
+    raise ValueError(f'{name} must be a finite number >= 0, got {value!r}')
+  return float(value)
+
+
+def wnn_l1_penalty(
+    weights: Mapping[str, Params], kernel: float = 1e-6, bias: float = 0.1
+) -> jax.Array:
+  r"""The L1 regularisation of WNN's meta-training loss.
+
+  .. math::
+    \lambda_k \sum |W| + \lambda_b \sum |b|
+
+  over the kernels :math:`W` and biases :math:`b` of the layers the reference
+  regularises: each stream's input layer (Dense 64) and projection (Dense
+  32), summed over the three label networks. The activation networks and the
+  output layer are not penalised.
+
+  Args:
+    weights: ``{'conv': params, 'dense': params, 'bias': params}``.
+    kernel: :math:`\lambda_k` (>= 0), 1e-6 in the paper.
+    bias: :math:`\lambda_b` (>= 0), 0.1 in the paper.
+
+  Returns:
+    The float32 scalar penalty, to add to the L1 forecast loss.
+
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> ones = jax.tree.map(jnp.ones_like, init_wnn_weights())
+    >>> round(float(wnn_l1_penalty(ones, kernel=0.0, bias=1.0)))  # 3 x 192
+    576
+  """
+  _check_weights(weights)
+  kernel = _non_negative_float('kernel', kernel)
+  bias = _non_negative_float('bias', bias)
+  total = jnp.zeros([], jnp.float32)
+  for label in WNN_WEIGHT_LABELS:
+    leaves, _ = jax.tree_util.tree_flatten_with_path(weights[label])
+    for path, leaf in leaves:
+      names = [getattr(k, 'key', None) for k in path]
+      if not any(n in _REGULARISED_LAYERS for n in names):
+        continue
+      factor = kernel if names[-1] == 'kernel' else bias
+      total += factor * jnp.sum(jnp.abs(jnp.asarray(leaf, jnp.float32)))
+  return total
