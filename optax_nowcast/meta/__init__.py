@@ -1,0 +1,1 @@
+"""Meta-training: record weight trajectories and fit forecasters to them."""

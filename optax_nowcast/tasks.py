@@ -1,0 +1,244 @@
+"""Training tasks: model + data + optimizer + budget, with a jitted loop.
+
+Shared by the meta-training pipeline (which records weight trajectories of
+many small runs) and the benchmark (which trains with and without nowcast).
+A :class:`Task` is plain data; :func:`train` runs it. Each epoch (or chunk of
+steps between evaluations) is one jitted ``lax.scan``, so the host only sees
+the model at evaluation and snapshot steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Optional, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from optax_nowcast import data as data_lib
+
+
+class MLP(nn.Module):
+  """ReLU MLP over flattened inputs."""
+
+  widths: Sequence[int] = (128, 64)
+  num_classes: int = 10
+
+  @nn.compact
+  def __call__(self, x):
+    x = x.reshape(x.shape[0], -1)
+    for w in self.widths:
+      x = nn.relu(nn.Dense(w)(x))
+    return nn.Dense(self.num_classes)(x)
+
+
+class ConvNet(nn.Module):
+  """Stride-2 3x3 convs, global average pool, Dense.
+
+  With ``channels=(16, 32, 32)`` on 28x28x1 inputs this is NiNo's FM-16
+  (14,378 params); ``(32, 64, 64)`` is FM-32.
+  """
+
+  channels: Sequence[int] = (16, 32, 32)
+  num_classes: int = 10
+
+  @nn.compact
+  def __call__(self, x):
+    for c in self.channels:
+      x = nn.relu(nn.Conv(c, (3, 3), strides=2)(x))
+    x = jnp.mean(x, axis=(1, 2))
+    return nn.Dense(self.num_classes)(x)
+
+
+OPTIMIZERS: dict[str, Callable[[float], optax.GradientTransformation]] = {
+    'adam': optax.adam,
+    'adamw': lambda lr: optax.adamw(lr, weight_decay=1e-4),
+    'sgdm': lambda lr: optax.sgd(lr, momentum=0.9),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+  """One training task.
+
+  Attributes:
+    name: Registry name.
+    dataset: A name accepted by :func:`optax_nowcast.data.load`.
+    model: Builds the Flax module.
+    optimizer: Key of :data:`OPTIMIZERS`.
+    learning_rate: The optimizer's learning rate.
+    batch_size: Minibatch size.
+    steps: Training budget in steps.
+    eval_every: Steps between evaluations of the test metric.
+  """
+
+  name: str
+  dataset: str
+  model: Callable[[], nn.Module]
+  optimizer: str = 'adam'
+  learning_rate: float = 1e-3
+  batch_size: int = 128
+  steps: int = 2000
+  eval_every: int = 100
+
+  def replace(self, **changes: Any) -> 'Task':
+    """A copy with some fields changed (validated like the original)."""
+    return dataclasses.replace(self, **changes)
+
+  def __post_init__(self):
+    if self.optimizer not in OPTIMIZERS:
+      raise ValueError(
+          f'optimizer must be one of {sorted(OPTIMIZERS)}, got'
+          f' {self.optimizer!r}')
+    for field in ('batch_size', 'steps', 'eval_every'):
+      value = getattr(self, field)
+      if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f'{field} must be a positive int, got {value!r}')
+    if not self.learning_rate > 0:
+      raise ValueError(
+          f'learning_rate must be positive, got {self.learning_rate!r}')
+
+  def make_optimizer(self) -> optax.GradientTransformation:
+    return OPTIMIZERS[self.optimizer](self.learning_rate)
+
+
+@dataclasses.dataclass
+class TrainResult:
+  """Evaluation curve of one run (test accuracy at ``eval_steps``)."""
+
+  eval_steps: list[int]
+  eval_metric: list[float]
+  final_params: Any
+  final_opt_state: Any
+
+
+def train(
+    task: Task,
+    seed: int,
+    *,
+    dataset: Optional[data_lib.Dataset] = None,
+    wrap_tx: Optional[Callable[[optax.GradientTransformation],
+                               optax.GradientTransformation]] = None,
+    snapshot_every: Optional[int] = None,
+    on_snapshot: Optional[Callable[[int, Any], None]] = None,
+) -> TrainResult:
+  """Trains ``task`` from seed ``seed``.
+
+  Args:
+    task: What to train.
+    seed: Seed of the init and of the batch order.
+    dataset: The loaded dataset (default: ``data.load(task.dataset)``).
+    wrap_tx: Optional function applied to the task's optimizer, e.g. to chain
+      ``nowcast`` after it.
+    snapshot_every: If set, ``on_snapshot(step, params)`` is called with host
+      copies of the params at step 0 and every ``snapshot_every`` steps.
+    on_snapshot: See ``snapshot_every``.
+
+  Returns:
+    A :class:`TrainResult` with the test accuracy every ``task.eval_every``
+    steps (and at the end).
+  """
+  ds = dataset if dataset is not None else data_lib.load(task.dataset)
+  model = task.model()
+  tx = task.make_optimizer()
+  if wrap_tx is not None:
+    tx = wrap_tx(tx)
+  key = jax.random.key(seed)
+  init_key, data_key = jax.random.split(key)
+  x_train, y_train = jnp.asarray(ds.x_train), jnp.asarray(ds.y_train)
+  x_test, y_test = jnp.asarray(ds.x_test), jnp.asarray(ds.y_test)
+  params = model.init(init_key, x_train[:1])['params']
+  opt_state = tx.init(params)
+  n = len(ds.x_train)
+
+  def loss_fn(params, x, y):
+    logits = model.apply({'params': params}, x)
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+  def step(carry, step_index):
+    params, opt_state = carry
+    # Minibatches drawn uniformly (with replacement across steps): cheap
+    # inside the scan, and an "epoch" is n // batch_size steps.
+    idx = jax.random.randint(jax.random.fold_in(data_key, step_index),
+                             (task.batch_size,), 0, n)
+    loss, grads = jax.value_and_grad(loss_fn)(params, x_train[idx],
+                                              y_train[idx])
+    updates, opt_state = tx.update(grads, opt_state, params, value=loss)
+    return (optax.apply_updates(params, updates), opt_state), loss
+
+  @jax.jit
+  def accuracy(params):
+    logits = model.apply({'params': params}, x_test)
+    return jnp.mean(jnp.argmax(logits, -1) == y_test)
+
+  chunk_fns = {}
+
+  def chunk(params, opt_state, start, length):
+    if length not in chunk_fns:
+      def fn(params, opt_state, start):
+        (params, opt_state), _ = jax.lax.scan(
+            step, (params, opt_state), start + jnp.arange(length))
+        return params, opt_state
+      chunk_fns[length] = jax.jit(fn, donate_argnums=(0, 1))
+    return chunk_fns[length](params, opt_state, start)
+
+  # Stop at every evaluation and snapshot step.
+  stops = set(range(task.eval_every, task.steps + 1, task.eval_every))
+  stops.add(task.steps)
+  if snapshot_every is not None:
+    stops.update(range(snapshot_every, task.steps + 1, snapshot_every))
+    on_snapshot(0, jax.device_get(params))
+  eval_steps, eval_metric = [], []
+  done = 0
+  for stop in sorted(stops):
+    params, opt_state = chunk(params, opt_state, jnp.int32(done), stop - done)
+    done = stop
+    if snapshot_every is not None and stop % snapshot_every == 0:
+      on_snapshot(stop, jax.device_get(params))
+    if stop % task.eval_every == 0 or stop == task.steps:
+      eval_steps.append(stop)
+      eval_metric.append(float(accuracy(params)))
+  return TrainResult(eval_steps, eval_metric, params, opt_state)
+
+
+def _fm16():
+  return ConvNet((16, 32, 32))
+
+
+TASKS: dict[str, Task] = {}
+
+
+def register(task: Task) -> Task:
+  """Adds a task to :data:`TASKS` (names are unique)."""
+  if task.name in TASKS:
+    raise ValueError(f'task {task.name!r} is already registered')
+  TASKS[task.name] = task
+  return task
+
+
+def get(name: str) -> Task:
+  """The registered task called ``name``."""
+  if name not in TASKS:
+    raise ValueError(f'unknown task {name!r}; known: {sorted(TASKS)}')
+  return TASKS[name]
+
+
+register(Task('digits-mlp', 'digits', lambda: MLP((128, 64)),
+              batch_size=64, steps=1320, eval_every=22))
+register(Task('fmnist-cnn16', 'fashion_mnist', _fm16, learning_rate=6e-3,
+              batch_size=128, steps=10_000, eval_every=200))
+register(Task('fmnist-cnn32', 'fashion_mnist', lambda: ConvNet((32, 64, 64)),
+              learning_rate=6e-3, batch_size=128, steps=10_000,
+              eval_every=200))
+register(Task('mnist-mlp', 'mnist', lambda: MLP((256, 128)),
+              batch_size=128, steps=5_000, eval_every=100))
+register(Task('mnist-cnn', 'mnist', lambda: ConvNet((16, 32, 32)),
+              learning_rate=3e-3, batch_size=128, steps=5_000,
+              eval_every=100))
+
+
+def param_count(tree: Any) -> int:
+  return int(sum(np.size(x) for x in jax.tree.leaves(tree)))
