@@ -240,5 +240,14 @@ register(Task('mnist-cnn', 'mnist', lambda: ConvNet((16, 32, 32)),
               eval_every=100))
 
 
+# Tasks used only to record meta-training trajectories.
+register(Task('digits-mlp-wide', 'digits', lambda: MLP((256, 128)),
+              batch_size=64, steps=1320, eval_every=110))
+register(Task('digits-cnn', 'digits', lambda: ConvNet((16, 32, 32)),
+              batch_size=64, steps=1320, eval_every=110))
+register(Task('fmnist-mlp', 'fashion_mnist', lambda: MLP((128,)),
+              batch_size=128, steps=2340, eval_every=234))
+
+
 def param_count(tree: Any) -> int:
   return int(sum(np.size(x) for x in jax.tree.leaves(tree)))
