@@ -1,0 +1,125 @@
+"""The meta-training pipeline end to end: trajectories -> samples -> checkpoint.
+
+``optax-nowcast collect`` and ``optax-nowcast train-forecaster`` call these.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import platform
+import sys
+from typing import Optional, Sequence
+
+import numpy as np
+
+from optax_nowcast.forecasters import _io
+from optax_nowcast.meta import train as train_lib
+from optax_nowcast.meta import trajectories as traj_lib
+from optax_nowcast.meta import windows as windows_lib
+
+
+def build_samples(
+    kind: str,
+    trajectory_root: str | pathlib.Path,
+    *,
+    holdout: Sequence[str],
+    record_every: Sequence[int] = (1, 2, 4),
+    horizon: int = 5,
+    per_label: int = 20_000,
+    seed: int = 0,
+) -> tuple[windows_lib.Samples, windows_lib.Samples]:
+  """Training and validation samples; ``holdout`` tasks only validate.
+
+  Args:
+    kind: ``'wnn'`` or ``'introspection'``.
+    trajectory_root: A directory written by ``collect``.
+    holdout: Task names whose runs are used for validation only.
+    record_every: WNN record intervals, in snapshots; each run contributes
+      windows at every one of them.
+    horizon: WNN horizon in records.
+    per_label: Samples per label kind, run and record interval.
+    seed: Sampling seed.
+
+  Returns:
+    ``(train, valid)``.
+  """
+  if kind not in ('wnn', 'introspection'):
+    raise ValueError(f"kind must be 'wnn' or 'introspection', got {kind!r}")
+  runs = traj_lib.list_runs(trajectory_root)
+  if not runs:
+    raise FileNotFoundError(
+        f'no complete trajectories under {trajectory_root}; run'
+        ' `optax-nowcast collect` first')
+  rng = np.random.default_rng(seed)
+  parts = []
+  for path in runs:
+    trajectory = traj_lib.load_run(path)
+    if kind == 'wnn':
+      for k in record_every:
+        parts.append(windows_lib.wnn_samples(
+            trajectory, record_every=k, horizon=horizon,
+            per_label=per_label, rng=rng))
+    else:
+      parts.append(windows_lib.introspection_samples(
+          trajectory, per_label=per_label, rng=rng))
+  samples = windows_lib.concat(parts)
+  held = np.isin(samples.tasks, list(holdout))
+  if held.all() or not held.any():
+    raise ValueError(
+        f'holdout {list(holdout)} must name some but not all of the recorded'
+        f' tasks {sorted(set(samples.tasks.tolist()))}')
+  return samples.select(~held), samples.select(held)
+
+
+def train_forecaster(
+    kind: str,
+    trajectory_root: str | pathlib.Path,
+    out: str | pathlib.Path,
+    *,
+    holdout: Sequence[str],
+    config: train_lib.TrainConfig,
+    horizon: int = 5,
+    record_every: Sequence[int] = (1, 2, 4),
+    per_label: int = 20_000,
+    progress: bool = True,
+    command: Optional[str] = None,
+) -> dict:
+  """Builds samples, fits the forecaster, validates it and saves it.
+
+  Returns:
+    The manifest written next to the weights.
+  """
+  train, valid = build_samples(
+      kind, trajectory_root, holdout=holdout, record_every=record_every,
+      horizon=horizon, per_label=per_label, seed=config.seed)
+  weights, losses, seconds = train_lib.timed_fit(kind, train, config,
+                                                 progress=progress)
+  table = train_lib.validation_table(
+      kind, weights, valid, horizon if kind == 'wnn' else None)
+  manifest = dict(
+      forecaster=({'horizon': float(horizon)} if kind == 'wnn' else {}),
+      config=dict(vars(config), horizon=horizon,
+                  record_every=list(record_every), per_label=per_label,
+                  holdout=list(holdout)),
+      data=dict(train=train.summary(), valid=valid.summary(),
+                trajectories=str(trajectory_root)),
+      validation_l1=table,
+      train_loss=losses[-5:],
+      train_seconds=round(seconds, 1),
+      machine=f'{platform.machine()}, {platform.python_version()}',
+      command=command or ' '.join(sys.argv),
+  )
+  _io.save(out, kind, weights, manifest=manifest)
+  return manifest
+
+
+def format_validation(table: dict) -> str:
+  """A markdown table of validation L1 (weight units) per label."""
+  methods = list(table)
+  groups = list(next(iter(table.values())))
+  lines = ['| forecaster | ' + ' | '.join(groups) + ' |',
+           '|---|' + '---|' * len(groups)]
+  for m in methods:
+    lines.append(f'| {m} | ' + ' | '.join(f'{table[m][g]:.3e}'
+                                          for g in groups) + ' |')
+  return '\n'.join(lines)
