@@ -4,7 +4,10 @@ Format (version 1), one directory per run under the collection root::
 
   <root>/<run_id>/meta.json       what was trained and when snapshots were taken
   <root>/<run_id>/snapshots.npz   one float32 array per param leaf, shaped
-                                  (num_snapshots, *leaf_shape)
+                                  (num_snapshots, num_kept) where num_kept is
+                                  the leaf size or, for big leaves, a random
+                                  subset of ``max_per_leaf`` scalars whose
+                                  flat indices are stored as ``<path>:index``
 
 ``meta.json`` holds: ``format`` (1), ``run_id``, ``task``, ``dataset``,
 ``optimizer``, ``learning_rate``, ``batch_size``, ``steps``, ``seed``,
@@ -72,8 +75,14 @@ def leaf_paths(tree: Any) -> list[str]:
 
 
 def record_run(spec: RunSpec, root: PathLike, snapshot_every: int,
-               dataset: Optional[data_lib.Dataset] = None) -> pathlib.Path:
-  """Trains ``spec`` and writes its trajectory; returns the run directory."""
+               dataset: Optional[data_lib.Dataset] = None,
+               max_per_leaf: int = 2048) -> pathlib.Path:
+  """Trains ``spec`` and writes its trajectory; returns the run directory.
+
+  Leaves with more than ``max_per_leaf`` scalars keep a fixed random subset
+  of them (the forecasters are trained per scalar, so a subset loses only
+  sample count, and keeps a big run's file small).
+  """
   root = pathlib.Path(root)
   final = root / spec.run_id
   partial = root / (spec.run_id + '.partial')
@@ -94,9 +103,18 @@ def record_run(spec: RunSpec, root: PathLike, snapshot_every: int,
                            on_snapshot=on_snapshot)
   seconds = time.perf_counter() - start
   paths = leaf_paths(snapshots[0])
-  stacked = [np.stack(leaves).astype(np.float32) for leaves in
-             zip(*(jax.tree.leaves(s) for s in snapshots))]
-  np.savez(partial / 'snapshots.npz', **dict(zip(paths, stacked)))
+  shapes = [np.shape(x) for x in jax.tree.leaves(snapshots[0])]
+  rng = np.random.default_rng(spec.seed)
+  arrays = {}
+  for path, shape, leaves in zip(
+      paths, shapes, zip(*(jax.tree.leaves(s) for s in snapshots))):
+    flat = np.stack(leaves).reshape(len(leaves), -1).astype(np.float32)
+    if flat.shape[1] > max_per_leaf:
+      index = np.sort(rng.choice(flat.shape[1], max_per_leaf, replace=False))
+      flat = flat[:, index]
+      arrays[path + ':index'] = index
+    arrays[path] = flat
+  np.savez(partial / 'snapshots.npz', **arrays)
   meta = dict(
       format=FORMAT, run_id=spec.run_id, task=task.name,
       dataset=task.dataset, optimizer=task.optimizer,
@@ -104,9 +122,9 @@ def record_run(spec: RunSpec, root: PathLike, snapshot_every: int,
       steps=task.steps, seed=spec.seed, snapshot_every=snapshot_every,
       snapshot_steps=steps, eval_steps=result.eval_steps,
       eval_metric=result.eval_metric, seconds=seconds,
-      leaves={p: dict(shape=list(a.shape[1:]),
-                      label=_labels.default_label(a[0]))
-              for p, a in zip(paths, stacked)},
+      leaves={p: dict(shape=list(shape),
+                      label=_labels.default_label(np.zeros(shape)))
+              for p, shape in zip(paths, shapes)},
   )
   (partial / 'meta.json').write_text(json.dumps(meta, indent=1))
   if final.exists():
@@ -116,13 +134,15 @@ def record_run(spec: RunSpec, root: PathLike, snapshot_every: int,
 
 
 def collect(specs: Iterable[RunSpec], root: PathLike, snapshot_every: int,
-            *, progress: bool = True) -> list[pathlib.Path]:
+            *, max_per_leaf: int = 2048,
+            progress: bool = True) -> list[pathlib.Path]:
   """Records every run not yet complete under ``root``; resumable.
 
   Args:
     specs: The runs to record.
     root: The collection directory (created if needed).
     snapshot_every: Steps between snapshots (> 0).
+    max_per_leaf: Scalars kept per leaf, see :func:`record_run`.
     progress: Show a progress bar.
 
   Returns:
@@ -144,7 +164,8 @@ def collect(specs: Iterable[RunSpec], root: PathLike, snapshot_every: int,
     name = tasks_lib.get(spec.task).dataset
     if name not in datasets:
       datasets[name] = data_lib.load(name)
-    record_run(spec, root, snapshot_every, dataset=datasets[name])
+    record_run(spec, root, snapshot_every, dataset=datasets[name],
+               max_per_leaf=max_per_leaf)
     bar.update()
   bar.close()
   return [root / s.run_id for s in specs]
@@ -152,10 +173,15 @@ def collect(specs: Iterable[RunSpec], root: PathLike, snapshot_every: int,
 
 @dataclasses.dataclass
 class Trajectory:
-  """A recorded run: its metadata and its snapshots per leaf."""
+  """A recorded run: its metadata and its snapshots per leaf.
+
+  ``snapshots[path]`` is ``(num_snapshots, num_kept)``; ``indices[path]``
+  the flat indices of the kept scalars (all of them if not subsampled).
+  """
 
   meta: dict
   snapshots: dict[str, np.ndarray]
+  indices: dict[str, np.ndarray]
 
   @property
   def labels(self) -> dict[str, str]:
@@ -175,8 +201,11 @@ def load_run(path: PathLike) -> Trajectory:
         f'{meta_file}: trajectory format {meta.get("format")!r}, expected'
         f' {FORMAT}')
   with np.load(path / 'snapshots.npz') as f:
-    snapshots = {k: f[k] for k in f.files}
-  return Trajectory(meta, snapshots)
+    arrays = {k: f[k] for k in f.files}
+  snapshots = {k: v for k, v in arrays.items() if not k.endswith(':index')}
+  indices = {k: arrays.get(k + ':index', np.arange(v.shape[1]))
+             for k, v in snapshots.items()}
+  return Trajectory(meta, snapshots, indices)
 
 
 def list_runs(root: PathLike) -> list[pathlib.Path]:
