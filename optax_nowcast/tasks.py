@@ -245,6 +245,8 @@ register(Task('digits-mlp-wide', 'digits', lambda: MLP((256, 128)),
               batch_size=64, steps=1320, eval_every=110))
 register(Task('digits-cnn', 'digits', lambda: ConvNet((16, 32, 32)),
               batch_size=64, steps=1320, eval_every=110))
+register(Task('digits-mlp-narrow', 'digits', lambda: MLP((64,)),
+              batch_size=64, steps=1320, eval_every=110))
 register(Task('fmnist-mlp', 'fashion_mnist', lambda: MLP((128,)),
               batch_size=128, steps=2340, eval_every=234))
 

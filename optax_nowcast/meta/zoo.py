@@ -13,8 +13,8 @@ from optax_nowcast.meta.trajectories import RunSpec
 #: Never used for meta-training (the benchmark's unseen tasks).
 UNSEEN = ('mnist-cnn', 'shakespeare-charlm', 'digits-mlp')
 
-#: Tasks whose runs are kept for validation only.
-HOLDOUT = ('fmnist-mlp',)
+#: Tasks whose runs are kept for validation only, per zoo.
+HOLDOUT = {'full': ('fmnist-mlp',), 'tiny': ('digits-mlp-narrow',)}
 
 _OPTIMIZERS = (('adam', 1e-3), ('adam', 3e-3), ('adamw', 1e-3),
                ('sgdm', 0.05))
@@ -35,6 +35,7 @@ def runs(name: str) -> list[RunSpec]:
         RunSpec('digits-mlp-wide', 'adam', 1e-3, 0, steps=660),
         RunSpec('digits-mlp-wide', 'sgdm', 0.05, 1, steps=660),
         RunSpec('digits-cnn', 'adam', 3e-3, 0, steps=660),
+        RunSpec('digits-mlp-narrow', 'adam', 1e-3, 0, steps=660),
     ]
   if name == 'full':
     specs = []

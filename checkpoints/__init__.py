@@ -1,0 +1,1 @@
+"""Shipped pretrained forecasters (data only); see optax_nowcast.forecasters.load."""
