@@ -45,7 +45,11 @@ _LEAKY_SLOPE = 0.3
 #: Layers that carry the L1 penalty in the reference (inputs, projections).
 _REGULARISED_LAYERS = ('input', 'project')
 
-_KERNEL_INIT = nn.initializers.variance_scaling(0.1, 'fan_in', 'uniform')
+#: Kernels start as VarianceScaling(0.1, 'fan_in', 'uniform') (the reference).
+_INIT_SCALE = 0.1
+_KERNEL_INIT = nn.initializers.variance_scaling(
+    _INIT_SCALE, 'fan_in', 'uniform'
+)
 
 Params = Mapping[str, Any]
 
@@ -69,8 +73,9 @@ class ExpActivation(nn.Module):
 
   with :math:`W_g` a ``width -> hidden`` layer and :math:`D_1, D_2, D_3`
   ``hidden -> width`` layers. The clip keeps the ``exp`` finite in float32
-  for any input (``exp(30) ~ 1e13``); its gradient is zero outside the range,
-  which a trained network never reaches on normalised windows.
+  for any input (``exp(30) ~ 1e13``), so no weight's forecast turns into NaN
+  through an overflow; its gradient is zero outside the range, which only
+  very large network weights reach, since the windows are normalised.
 
   Attributes:
     hidden: Width of the bottleneck ``u``.
@@ -130,7 +135,7 @@ _NETWORK = WNNNetwork()
 
 
 def check_key(key: Any, name: str = 'key') -> jax.Array:
-  """Returns ``key`` if it is a JAX PRNG key (typed or raw uint32), else raises."""
+  """Returns ``key`` if it is one JAX PRNG key (typed or raw), else raises."""
   if isinstance(key, jax.Array):
     if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
       if key.shape == ():
@@ -236,11 +241,111 @@ def _forecast(params: Params, values: jax.Array) -> jax.Array:
   return values[..., -1] + scale[..., 0] * residual
 
 
+def _apply(
+    weights: Mapping[str, Params],
+    values: jax.Array,
+    times: jax.Array,
+    target: jax.Array,
+    label: str,
+) -> jax.Array:
+  """:func:`wnn`'s ``Forecaster.apply``: one scalar's forecast."""
+  del times, target  # trained for one horizon; see wnn's docstring
+  if jnp.shape(values) != (WNN_WINDOW,):
+    raise ValueError(
+        f'WNN forecasts one scalar from {WNN_WINDOW} values, got values of'
+        f' shape {jnp.shape(values)}'
+    )
+  return _forecast(weights[_weights_label(label)], values)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _apply_batch(
+    weights: Mapping[str, Params], windows: jax.Array, label: str
+) -> jax.Array:
+  times = jnp.arange(1 - WNN_WINDOW, 1, dtype=jnp.float32)
+  return jax.vmap(
+      lambda values: _apply(weights, values, times, jnp.float32(0), label)
+  )(windows)
+
+
+@jax.jit
+def _l1(
+    weights: Mapping[str, Params], kernel: jax.Array, bias: jax.Array
+) -> jax.Array:
+  total = jnp.zeros([], jnp.float32)
+  for label in WNN_WEIGHT_LABELS:
+    leaves, _ = jax.tree_util.tree_flatten_with_path(weights[label])
+    for path, leaf in leaves:
+      names = [getattr(k, 'key', None) for k in path]
+      if not any(n in _REGULARISED_LAYERS for n in names):
+        continue
+      factor = kernel if names[-1] == 'kernel' else bias
+      total += factor * jnp.sum(jnp.abs(jnp.asarray(leaf, jnp.float32)))
+  return total
+
+
+def uniform_init(
+    key: jax.Array, expected: Any, scale: float, copies: int
+) -> list[Any]:
+  r"""``copies`` fresh params trees in a single random draw.
+
+  Every kernel of shape ``(fan_in, fan_out)`` is drawn from
+  :math:`U(-\ell, \ell)` with :math:`\ell = \sqrt{3\,\mathrm{scale} /
+  \mathrm{fan\_in}}`, the distribution of ``VarianceScaling(scale,
+  'fan_in', 'uniform')``; biases are zero. One draw for all kernels compiles
+  much faster than one per kernel (as ``Module.init`` does).
+
+  Args:
+    key: A JAX PRNG key.
+    expected: A params tree of ``jax.ShapeDtypeStruct`` (from ``eval_shape``).
+    scale: The variance scale.
+    copies: How many independent trees to draw.
+
+  Returns:
+    A list of ``copies`` float32 params trees shaped like ``expected``.
+  """
+  paths, treedef = jax.tree_util.tree_flatten_with_path(expected)
+  kernels = [
+      leaf for path, leaf in paths if getattr(path[-1], 'key', '') == 'kernel'
+  ]
+  total = sum(leaf.size for leaf in kernels)
+  draws = jax.random.uniform(
+      key, (copies, total), jnp.float32, minval=-1.0, maxval=1.0
+  )
+  trees = []
+  for c in range(copies):
+    leaves, offset = [], 0
+    for path, leaf in paths:
+      if getattr(path[-1], 'key', '') == 'kernel':
+        limit = math.sqrt(3.0 * scale / leaf.shape[0])
+        chunk = draws[c, offset:offset + leaf.size]
+        leaves.append(limit * chunk.reshape(leaf.shape))
+        offset += leaf.size
+      else:
+        leaves.append(jnp.zeros(leaf.shape, jnp.float32))
+    trees.append(jax.tree.unflatten(treedef, leaves))
+  return trees
+
+
+@functools.cache
+def _init_fn():
+  def init(key):
+    trees = uniform_init(
+        key, _expected_params(), _INIT_SCALE, len(WNN_WEIGHT_LABELS)
+    )
+    return dict(zip(WNN_WEIGHT_LABELS, trees))
+
+  return jax.jit(init)
+
+
 def init_wnn_weights(key: Optional[jax.Array] = None) -> dict[str, Params]:
   """Fresh, untrained WNN weights: one network per label kind.
 
-  Kernels are drawn from ``VarianceScaling(0.1, 'fan_in', 'uniform')`` (the
-  reference initialiser), biases are zero; each kind gets its own key.
+  Kernels follow ``VarianceScaling(0.1, 'fan_in', 'uniform')`` (the reference
+  initialiser, also :class:`WNNNetwork`'s), biases are zero; the three
+  networks are independent. All kernels come from one random draw (see
+  :func:`uniform_init`), so the values differ from ``WNNNetwork().init``'s,
+  but not their distribution.
 
   Args:
     key: A JAX PRNG key (default ``jax.random.PRNGKey(0)``).
@@ -258,13 +363,7 @@ def init_wnn_weights(key: Optional[jax.Array] = None) -> dict[str, Params]:
     9425
   """
   key = check_key(jax.random.PRNGKey(0) if key is None else key)
-  keys = jax.random.split(key, len(WNN_WEIGHT_LABELS))
-  init = jax.jit(_NETWORK.init)
-  example = jnp.zeros((WNN_WINDOW,), jnp.float32)
-  return {
-      label: init(k, example)['params']
-      for label, k in zip(WNN_WEIGHT_LABELS, keys)
-  }
+  return _init_fn()(key)
 
 
 def wnn(
@@ -318,15 +417,12 @@ def wnn(
     A :class:`~optax_nowcast.forecasters.Forecaster` with ``window=5``.
 
   Example:
-    >>> import jax.numpy as jnp, optax, optax_nowcast as onc
+    >>> import optax, optax_nowcast as onc
+    >>> f = onc.forecasters.wnn()  # untrained: pass meta-trained weights
+    >>> f.window, f.horizon
+    (5, 5.0)
     >>> tx = optax.chain(optax.adam(1e-3), onc.nowcast(
-    ...     onc.forecasters.wnn(), record_every=100, jump_every=5))
-    >>> f = onc.forecasters.wnn()
-    >>> window = jnp.array([0.0, 1.0, 2.0, 3.0, 4.0])
-    >>> times = jnp.arange(-4.0, 1.0)
-    >>> forecast = f.apply(f.weights, window, times, 5.0, 'dense')
-    >>> bool(abs(forecast - 4.0) < 8.0)  # |forecast - x[-1]| < s
-    True
+    ...     f, record_every=100, jump_every=5))
 
   References:
     Jang et al., `Learning to Boost Training by Periodic Nowcasting Near Future
@@ -349,17 +445,8 @@ def wnn(
         for label in WNN_WEIGHT_LABELS
     }
 
-  def apply(weights, values, times, target, label):
-    del times, target  # trained for one horizon; see the docstring
-    if jnp.shape(values) != (WNN_WINDOW,):
-      raise ValueError(
-          f'WNN forecasts one scalar from {WNN_WINDOW} values, got values of'
-          f' shape {jnp.shape(values)}'
-      )
-    return _forecast(weights[_weights_label(label)], values)
-
   return Forecaster(
-      apply=apply,
+      apply=_apply,
       weights=weights,
       window=WNN_WINDOW,
       horizon=horizon,
@@ -386,16 +473,19 @@ def wnn_apply_batch(
   Example:
     >>> import jax.numpy as jnp
     >>> windows = jnp.array([[0.0, 1.0, 2.0, 3.0, 4.0], [5.0] * 5])
-    >>> wnn_apply_batch(init_wnn_weights(), windows, 'conv').shape
+    >>> forecasts = wnn_apply_batch(init_wnn_weights(), windows, 'conv')
+    >>> forecasts.shape
     (2,)
+    >>> bool(abs(forecasts[0] - 4.0) < 8.0)  # |forecast - x[-1]| < s = 8.00002
+    True
   """
   _check_weights(weights)
-  params = weights[_weights_label(label)]
+  _weights_label(label)
   if jnp.ndim(windows) != 2 or jnp.shape(windows)[1] != WNN_WINDOW:
     raise ValueError(
         f'windows must have shape (N, {WNN_WINDOW}), got {jnp.shape(windows)}'
     )
-  return jax.vmap(lambda values: _forecast(params, values))(windows)
+  return _apply_batch(weights, windows, label)
 
 
 def _non_negative_float(name: str, value: Any) -> float:
@@ -428,21 +518,12 @@ def wnn_l1_penalty(
     The float32 scalar penalty, to add to the L1 forecast loss.
 
   Example:
-    >>> import jax, jax.numpy as jnp
-    >>> ones = jax.tree.map(jnp.ones_like, init_wnn_weights())
+    >>> import jax, numpy as np
+    >>> ones = jax.tree.map(np.ones_like, init_wnn_weights())
     >>> round(float(wnn_l1_penalty(ones, kernel=0.0, bias=1.0)))  # 3 x 192
     576
   """
   _check_weights(weights)
   kernel = _non_negative_float('kernel', kernel)
   bias = _non_negative_float('bias', bias)
-  total = jnp.zeros([], jnp.float32)
-  for label in WNN_WEIGHT_LABELS:
-    leaves, _ = jax.tree_util.tree_flatten_with_path(weights[label])
-    for path, leaf in leaves:
-      names = [getattr(k, 'key', None) for k in path]
-      if not any(n in _REGULARISED_LAYERS for n in names):
-        continue
-      factor = kernel if names[-1] == 'kernel' else bias
-      total += factor * jnp.sum(jnp.abs(jnp.asarray(leaf, jnp.float32)))
-  return total
+  return _l1(weights, kernel, bias)
