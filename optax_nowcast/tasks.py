@@ -35,6 +35,32 @@ class MLP(nn.Module):
     return nn.Dense(self.num_classes)(x)
 
 
+class Conv3x3(nn.Module):
+  """A 3x3 'SAME' convolution computed as patches @ kernel.
+
+  Same parameters (``kernel (3, 3, in, out)``, ``bias``) and outputs as
+  ``nn.Conv(features, (3, 3), strides)``, but XLA:CPU runs the small convs of
+  these tasks about 6x faster this way (FM-16 train step: 132 ms with
+  ``nn.Conv`` vs 21 ms, measured on the 2-core development machine).
+  """
+
+  features: int
+  strides: int = 1
+
+  @nn.compact
+  def __call__(self, x):
+    cin = x.shape[-1]
+    kernel = self.param('kernel', nn.initializers.lecun_normal(),
+                        (3, 3, cin, self.features))
+    bias = self.param('bias', nn.initializers.zeros, (self.features,))
+    patches = jax.lax.conv_general_dilated_patches(
+        x, (3, 3), (self.strides, self.strides), 'SAME',
+        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    # The patches' features are ordered (in, kh, kw).
+    flat = jnp.transpose(kernel, (2, 0, 1, 3)).reshape(cin * 9, -1)
+    return patches @ flat + bias
+
+
 class ConvNet(nn.Module):
   """Stride-2 3x3 convs, global average pool, Dense.
 
@@ -48,7 +74,7 @@ class ConvNet(nn.Module):
   @nn.compact
   def __call__(self, x):
     for c in self.channels:
-      x = nn.relu(nn.Conv(c, (3, 3), strides=2)(x))
+      x = nn.relu(Conv3x3(c, strides=2)(x))
     x = jnp.mean(x, axis=(1, 2))
     return nn.Dense(self.num_classes)(x)
 

@@ -90,3 +90,16 @@ def test_trained_forecaster_beats_last_on_held_out_task(trajs, tmp_path,
   assert saved['kind'] == kind and saved['checksums']
   assert saved['data']['valid']['tasks'] == {
       'digits-mlp-narrow': saved['data']['valid']['total']}
+
+
+def test_conv3x3_equals_flax_conv():
+  import flax.linen as nn  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  from optax_nowcast import tasks  # pylint: disable=g-import-not-at-top
+  x = jax.random.normal(jax.random.key(1), (2, 9, 9, 3))
+  for strides in (1, 2):
+    params = nn.Conv(5, (3, 3), strides=strides).init(
+        jax.random.key(2), x)['params']
+    want = nn.Conv(5, (3, 3), strides=strides).apply({'params': params}, x)
+    got = tasks.Conv3x3(5, strides=strides).apply({'params': params}, x)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
