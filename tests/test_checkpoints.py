@@ -1,0 +1,121 @@
+"""The shipped forecasters: load offline, verify checksums, say how to fix."""
+
+import importlib.metadata
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import optax_nowcast as onc
+from optax_nowcast.forecasters import _io
+
+NAMES = ('wnn', 'introspection')
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_load_returns_a_forecaster_that_plugs_into_nowcast(name):
+  fc = onc.forecasters.load(name)
+  assert isinstance(fc, onc.forecasters.Forecaster)
+  assert fc.name == name
+  if name == 'wnn':
+    tx = onc.nowcast(fc, record_every=1, jump_every=5)
+    steps = 5
+  else:
+    tx = onc.nowcast(fc, schedule=onc.schedules.introspection([10]))
+    steps = 10
+  params = {'w': jnp.linspace(-0.1, 0.1, 12).reshape(3, 4),
+            'b': jnp.zeros(4)}
+  state = tx.init(params)
+  for _ in range(steps):
+    updates, state = tx.update(
+        jax_tree_full(params, 1e-3), state, params)
+    params = optax.apply_updates(params, updates)
+  assert int(state.jumps) == 1
+  for leaf in params.values():
+    assert np.all(np.isfinite(np.asarray(leaf)))
+
+
+def jax_tree_full(tree, value):
+  return {k: jnp.full_like(v, value) for k, v in tree.items()}
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_manifest_records_config_validation_and_command(name):
+  manifest = _io.read_manifest(_io.shipped_root() / name)
+  assert manifest['kind'] == name
+  assert manifest['command'].startswith('optax-nowcast train-forecaster')
+  table = manifest['validation_l1']
+  assert set(table) == {name, 'last', 'linear'}
+  assert manifest['checksums']
+
+
+def _copy(name, tmp_path):
+  dst = tmp_path / name
+  shutil.copytree(_io.shipped_root() / name, dst)
+  return dst
+
+
+def test_tampered_checkpoint_names_the_file_and_how_to_restore(tmp_path):
+  ckpt = _copy('wnn', tmp_path)
+  victim = sorted(p for p in (ckpt / 'weights').rglob('*') if p.is_file()
+                  and p.stat().st_size > 0)[0]
+  data = bytearray(victim.read_bytes())
+  data[len(data) // 2] ^= 0xFF
+  victim.write_bytes(bytes(data))
+  with pytest.raises(ValueError, match='does not match its checksum') as e:
+    onc.forecasters.load_from(ckpt)
+  assert victim.name in str(e.value) and 'Restore it' in str(e.value)
+
+
+def test_truncated_or_missing_checkpoint_file_is_reported(tmp_path):
+  ckpt = _copy('wnn', tmp_path)
+  victim = sorted(p for p in (ckpt / 'weights').rglob('*') if p.is_file()
+                  and p.stat().st_size > 0)[0]
+  victim.write_bytes(victim.read_bytes()[:-1])
+  with pytest.raises(ValueError, match='does not match its checksum'):
+    onc.forecasters.load_from(ckpt)
+  victim.unlink()
+  with pytest.raises(FileNotFoundError, match='is missing'):
+    onc.forecasters.load_from(ckpt)
+  (ckpt / 'manifest.json').unlink()
+  with pytest.raises(FileNotFoundError, match='manifest.json is missing'):
+    onc.forecasters.load_from(ckpt)
+
+
+def test_unknown_name_lists_the_known_ones():
+  with pytest.raises(ValueError, match=r"name must be one of \['introspection', 'wnn'\]"):
+    onc.forecasters.load('nino')
+
+
+def _installed() -> bool:
+  try:
+    dist = importlib.metadata.distribution('optax-nowcast')
+  except importlib.metadata.PackageNotFoundError:
+    return False
+  # An installed wheel, not this source tree on sys.path.
+  return not any(str(f).startswith('..') for f in (dist.files or [])[:1])
+
+
+@pytest.mark.skipif(not _installed(),
+                    reason='optax-nowcast is not pip-installed here (CI installs'
+                           ' it; `pip install .` to run this test)')
+def test_loads_from_the_installed_wheel_in_another_directory(tmp_path):
+  env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
+  code = ('import optax_nowcast as onc, pathlib;'
+          'import optax_nowcast.forecasters._io as io;'
+          'print(io.shipped_root());'
+          '[onc.forecasters.load(n) for n in ("wnn", "introspection")];'
+          'print("loaded", pathlib.Path(onc.__file__).parent)')
+  out = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, check=False)
+  assert out.returncode == 0, out.stderr
+  root, loaded = out.stdout.strip().splitlines()
+  package = pathlib.Path(loaded.split(' ', 1)[1])
+  assert pathlib.Path(root).is_relative_to(package), (root, package)
+  assert 'site-packages' in str(package)
