@@ -98,8 +98,9 @@ def _installed() -> bool:
     dist = importlib.metadata.distribution('optax-nowcast')
   except importlib.metadata.PackageNotFoundError:
     return False
-  # An installed wheel, not this source tree on sys.path.
-  return not any(str(f).startswith('..') for f in (dist.files or [])[:1])
+  # A wheel install (not an editable one) carries the checkpoints itself.
+  return any(str(f) == 'optax_nowcast/checkpoints/wnn/manifest.json'
+             for f in dist.files or [])
 
 
 @pytest.mark.skipif(not _installed(),
