@@ -223,7 +223,7 @@ def _missing(root: pathlib.Path, relpath: str, dataset: str) -> NoReturn:
   )
 
 
-def _sha256(file: pathlib.Path) -> str:
+def sha256_file(file: pathlib.Path) -> str:
   """The hex SHA256 digest of a file's bytes."""
   h = hashlib.sha256()
   with open(file, 'rb') as f:
@@ -242,7 +242,7 @@ def verify_file(file: PathLike, expected: str) -> None:
   Raises:
     ValueError: if the digest differs, naming the file.
   """
-  got = _sha256(pathlib.Path(file))
+  got = sha256_file(pathlib.Path(file))
   if got != expected.lower():
     raise ValueError(
         f'checksum mismatch for {file}: sha256 {got}, expected {expected}'

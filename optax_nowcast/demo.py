@@ -16,27 +16,14 @@ import dataclasses
 import time
 from typing import Optional, Sequence
 
-import flax.linen as nn
-import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 import tqdm
 
 from optax_nowcast import data as data_lib
 from optax_nowcast import forecasters
+from optax_nowcast import tasks
 from optax_nowcast._nowcast import nowcast
-
-
-class MLP(nn.Module):
-  """64 -> 128 -> 64 -> 10 ReLU MLP."""
-
-  @nn.compact
-  def __call__(self, x):
-    x = x.reshape(x.shape[0], -1)
-    x = nn.relu(nn.Dense(128)(x))
-    x = nn.relu(nn.Dense(64)(x))
-    return nn.Dense(10)(x)
 
 
 @dataclasses.dataclass
@@ -63,16 +50,13 @@ _FORECASTERS = {'linear': forecasters.linear,
 METHODS = ('adam',) + tuple(_FORECASTERS)
 
 
-def make_tx(method: str, learning_rate: float, steps_per_epoch: int,
-            epochs: int) -> optax.GradientTransformation:
-  """Adam, or Adam + nowcast with the named curve-fit forecaster.
+def make_tx(method: str, adam: optax.GradientTransformation,
+            steps_per_epoch: int, epochs: int) -> optax.GradientTransformation:
+  """Adam + nowcast with the named curve-fit forecaster.
 
   WNN's schedule: a record per epoch, a jump every 5 records, none in the
   last 10% of the budget.
   """
-  adam = optax.adam(learning_rate)
-  if method == 'adam':
-    return adam
   return optax.chain(adam, nowcast(
       _FORECASTERS[method](window=5, horizon=5),
       record_every=steps_per_epoch,
@@ -83,46 +67,20 @@ def make_tx(method: str, learning_rate: float, steps_per_epoch: int,
 
 def train(method: str, seed: int, ds: data_lib.Dataset, *, epochs: int,
           batch_size: int, learning_rate: float) -> RunResult:
-  """Trains one MLP; the whole epoch is one jitted ``lax.scan``."""
-  model = MLP()
+  """Trains the ``digits-mlp`` task, evaluating once per epoch."""
   steps_per_epoch = len(ds.x_train) // batch_size
-  tx = make_tx(method, learning_rate, steps_per_epoch, epochs)
-  key = jax.random.key(seed)
-  params = model.init(key, ds.x_train[:1])['params']
-  opt_state = tx.init(params)
-  x_train, y_train = jnp.asarray(ds.x_train), jnp.asarray(ds.y_train)
-  x_test, y_test = jnp.asarray(ds.x_test), jnp.asarray(ds.y_test)
-
-  def loss_fn(params, x, y):
-    logits = model.apply({'params': params}, x)
-    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-
-  def step(carry, idx):
-    params, opt_state = carry
-    loss, grads = jax.value_and_grad(loss_fn)(params, x_train[idx],
-                                              y_train[idx])
-    updates, opt_state = tx.update(grads, opt_state, params, value=loss)
-    return (optax.apply_updates(params, updates), opt_state), loss
-
-  @jax.jit
-  def epoch(params, opt_state, key):
-    perm = jax.random.permutation(key, len(x_train))
-    perm = perm[: steps_per_epoch * batch_size].reshape(steps_per_epoch, -1)
-    (params, opt_state), _ = jax.lax.scan(step, (params, opt_state), perm)
-    acc = jnp.mean(
-        jnp.argmax(model.apply({'params': params}, x_test), -1) == y_test)
-    return params, opt_state, acc
-
-  steps, accuracy = [], []
+  task = tasks.get('digits-mlp').replace(
+      batch_size=batch_size, learning_rate=learning_rate,
+      steps=epochs * steps_per_epoch, eval_every=steps_per_epoch)
+  wrap = None
+  if method != 'adam':
+    wrap = lambda adam: make_tx(method, adam, steps_per_epoch, epochs)
   start = time.perf_counter()
-  for e in range(epochs):
-    key, sub = jax.random.split(key)
-    params, opt_state, acc = epoch(params, opt_state, sub)
-    steps.append((e + 1) * steps_per_epoch)
-    accuracy.append(float(acc))
+  result = tasks.train(task, seed, dataset=ds, wrap_tx=wrap)
   seconds = time.perf_counter() - start
-  jumps = int(opt_state[1].jumps) if method != 'adam' else 0
-  return RunResult(method, seed, steps, accuracy, jumps, seconds)
+  jumps = int(result.final_opt_state[1].jumps) if wrap else 0
+  return RunResult(method, seed, result.eval_steps, result.eval_metric,
+                   jumps, seconds)
 
 
 def run(methods: Sequence[str] = ('adam', 'linear', 'quadratic'),

@@ -14,7 +14,6 @@ from an installed wheel, from any working directory, with no network.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.resources
 import json
 import os
@@ -25,6 +24,7 @@ from typing import Any, Callable, Optional, Union
 import jax
 import orbax.checkpoint as ocp
 
+from optax_nowcast import data as data_lib
 from optax_nowcast.forecasters._base import Forecaster
 
 PathLike = Union[str, os.PathLike]
@@ -60,16 +60,8 @@ def shipped_root() -> pathlib.Path:
   return pathlib.Path(__file__).resolve().parents[2] / 'checkpoints'
 
 
-def _sha256(path: pathlib.Path) -> str:
-  h = hashlib.sha256()
-  with open(path, 'rb') as f:
-    for chunk in iter(lambda: f.read(1 << 20), b''):
-      h.update(chunk)
-  return h.hexdigest()
-
-
 def _checksums(weights_dir: pathlib.Path) -> dict[str, str]:
-  return {str(p.relative_to(weights_dir)): _sha256(p)
+  return {str(p.relative_to(weights_dir)): data_lib.sha256_file(p)
           for p in sorted(weights_dir.rglob('*')) if p.is_file()}
 
 
