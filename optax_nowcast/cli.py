@@ -72,8 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
           'Trains an MLP on the digits that ship with scikit-learn, with plain'
           ' Adam and with Adam + nowcast, for several seeds in one process,'
           ' and prints steps to a target test accuracy and the speed-up.'))
-  demo.add_argument('--methods', default='adam,linear,quadratic',
-                    help='comma-separated: adam, linear, quadratic')
+  demo.add_argument('--methods', default='adam,linear,wnn',
+                    help='comma-separated: adam, linear, quadratic, wnn')
   demo.add_argument('--seeds', type=_positive_int, default=3)
   demo.add_argument('--epochs', type=_positive_int, default=60)
   demo.add_argument('--no-progress', action='store_true',

@@ -45,20 +45,23 @@ class RunResult:
     return None
 
 
-_FORECASTERS = {'linear': forecasters.linear,
-                'quadratic': forecasters.quadratic}
+_FORECASTERS = {
+    'linear': lambda: forecasters.linear(window=5, horizon=5),
+    'quadratic': lambda: forecasters.quadratic(window=5, horizon=5),
+    'wnn': lambda: forecasters.load('wnn'),
+}
 METHODS = ('adam',) + tuple(_FORECASTERS)
 
 
 def make_tx(method: str, adam: optax.GradientTransformation,
             steps_per_epoch: int, epochs: int) -> optax.GradientTransformation:
-  """Adam + nowcast with the named curve-fit forecaster.
+  """Adam + nowcast with the named forecaster.
 
   WNN's schedule: a record per epoch, a jump every 5 records, none in the
   last 10% of the budget.
   """
   return optax.chain(adam, nowcast(
-      _FORECASTERS[method](window=5, horizon=5),
+      _FORECASTERS[method](),
       record_every=steps_per_epoch,
       jump_every=5,
       last_jump_step=int(0.9 * epochs * steps_per_epoch),
@@ -83,13 +86,14 @@ def train(method: str, seed: int, ds: data_lib.Dataset, *, epochs: int,
                    jumps, seconds)
 
 
-def run(methods: Sequence[str] = ('adam', 'linear', 'quadratic'),
+def run(methods: Sequence[str] = ('adam', 'linear', 'wnn'),
         seeds: int = 3, epochs: int = 60, batch_size: int = 64,
         learning_rate: float = 1e-3, progress: bool = True) -> str:
   """Runs every method for every seed and returns a markdown report.
 
   Args:
-    methods: ``'adam'`` (always run, the baseline) and curve-fit forecasters.
+    methods: ``'adam'`` (always run, the baseline) and forecasters among
+      ``METHODS``.
     seeds: Number of seeds per method (>= 1).
     epochs: Training budget in epochs.
     batch_size: Minibatch size.
