@@ -59,6 +59,30 @@ def _train_forecaster(args: argparse.Namespace) -> int:
   return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+  import pathlib  # pylint: disable=g-import-not-at-top
+  from optax_nowcast.bench import report  # pylint: disable=g-import-not-at-top
+  from optax_nowcast.bench import runner  # pylint: disable=g-import-not-at-top
+
+  if args.suite == bool(args.task):
+    raise ValueError('give exactly one of --task T and --suite')
+  names = runner.SUITE if args.suite else [args.task]
+  methods = [m.strip() for m in args.methods.split(',') if m.strip()]
+  command = 'optax-nowcast ' + ' '.join(sys.argv[1:])
+  tables = []
+  for name in names:
+    rep = runner.run_task(name, methods, args.seeds, steps=args.steps,
+                          progress=not args.no_progress, command=command)
+    rep['summary'] = runner.summarize(rep)
+    paths = report.write(rep, pathlib.Path(args.out))
+    tables.append(report.markdown(rep))
+    print(tables[-1])
+    print(f'wrote {", ".join(str(p) for p in paths.values())}\n')
+  if args.suite:
+    (pathlib.Path(args.out) / 'suite.md').write_text('\n\n'.join(tables))
+  return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
   """The argument parser of ``optax-nowcast``."""
   parser = argparse.ArgumentParser(
@@ -116,6 +140,26 @@ def build_parser() -> argparse.ArgumentParser:
   fit.add_argument('--seed', type=int, default=0)
   fit.add_argument('--no-progress', action='store_true')
   fit.set_defaults(func=_train_forecaster)
+
+  bench = sub.add_parser(
+      'bench', help='Steps and seconds to a target: every method, side by side.',
+      description=(
+          'Trains a task with each method for several seeds in one process'
+          ' (seed by seed, method by method), and writes <task>.json (schema'
+          ' in optax_nowcast/bench/report.py), <task>.md (table) and'
+          ' <task>.png (test accuracy vs step, jumps marked) under --out.'))
+  bench.add_argument('--task', default='', help='a registered task name')
+  bench.add_argument('--suite', action='store_true',
+                     help='run every task of the benchmark suite')
+  bench.add_argument('--methods',
+                     default='adam,adam-sweep,linear,quadratic,introspection,wnn',
+                     help='comma-separated methods (adam is always run)')
+  bench.add_argument('--seeds', type=_positive_int, default=3)
+  bench.add_argument('--steps', type=_positive_int, default=None,
+                     help="override the task's step budget")
+  bench.add_argument('--out', required=True, help='output directory')
+  bench.add_argument('--no-progress', action='store_true')
+  bench.set_defaults(func=_bench)
   return parser
 
 

@@ -10,6 +10,7 @@ the model at evaluation and snapshot steps.
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any, Callable, Optional, Sequence
 
 import flax.linen as nn
@@ -133,12 +134,30 @@ class Task:
 
 @dataclasses.dataclass
 class TrainResult:
-  """Evaluation curve of one run (test accuracy at ``eval_steps``)."""
+  """Evaluation curve of one run.
+
+  Attributes:
+    eval_steps: The steps at which the test metric was evaluated.
+    eval_metric: Test accuracy at ``eval_steps``.
+    eval_seconds: Wall-clock seconds of training (compilation, recording and
+      forecasting included; evaluation excluded) up to each eval step.
+    eval_jumps: Nowcast jumps done up to each eval step (0 without nowcast).
+    final_params: The params at the end.
+    final_opt_state: The optimizer state at the end.
+  """
 
   eval_steps: list[int]
   eval_metric: list[float]
+  eval_seconds: list[float]
+  eval_jumps: list[int]
   final_params: Any
   final_opt_state: Any
+
+
+def nowcast_jumps(opt_state: Any) -> int:
+  """Jumps done so far by the nowcast inside an optimizer state (0 if none)."""
+  found = optax.tree.get_all_with_path(opt_state, 'NowcastState')
+  return int(found[0][1].jumps) if found else 0
 
 
 def train(
@@ -217,17 +236,23 @@ def train(
   if snapshot_every is not None:
     stops.update(range(snapshot_every, task.steps + 1, snapshot_every))
     on_snapshot(0, jax.device_get(params))
-  eval_steps, eval_metric = [], []
-  done = 0
+  eval_steps, eval_metric, eval_seconds, eval_jumps = [], [], [], []
+  done, seconds = 0, 0.0
   for stop in sorted(stops):
+    start = time.perf_counter()
     params, opt_state = chunk(params, opt_state, jnp.int32(done), stop - done)
+    jax.block_until_ready(params)
+    seconds += time.perf_counter() - start
     done = stop
     if snapshot_every is not None and stop % snapshot_every == 0:
       on_snapshot(stop, jax.device_get(params))
     if stop % task.eval_every == 0 or stop == task.steps:
       eval_steps.append(stop)
       eval_metric.append(float(accuracy(params)))
-  return TrainResult(eval_steps, eval_metric, params, opt_state)
+      eval_seconds.append(seconds)
+      eval_jumps.append(nowcast_jumps(opt_state))
+  return TrainResult(eval_steps, eval_metric, eval_seconds, eval_jumps,
+                     params, opt_state)
 
 
 def _fm16():

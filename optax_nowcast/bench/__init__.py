@@ -1,0 +1,1 @@
+"""Benchmark: side-by-side speed-up of every forecaster on a task suite."""

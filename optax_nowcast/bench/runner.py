@@ -1,0 +1,188 @@
+"""Runs every method on a task, seed by seed, side by side in one process.
+
+Methods, each through ``nowcast`` with its published schedule:
+
+- ``adam``: the task's own optimizer alone (the baseline).
+- ``adam-sweep``: the same at 1/3x, 1x and 3x the learning rate; its curve is
+  the best of the three at each evaluation (a tuned baseline), its seconds
+  those of one run (as if the best learning rate were known).
+- ``linear``, ``quadratic``, ``wnn``: WNN's schedule, a record per epoch and
+  a jump every 5 records (horizon 5 records), no jump in the last 10% of the
+  budget.
+- ``introspection``: jumps at 30%, 40% and 50% of the budget, from the
+  weights at 0, 0.4t, 0.7t, t to a forecast of 2t.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import platform
+import sys
+from typing import Any, Callable, Optional, Sequence
+
+import optax
+import tqdm
+
+import optax_nowcast as onc
+from optax_nowcast import data as data_lib
+from optax_nowcast import tasks as tasks_lib
+from optax_nowcast.bench import metrics
+
+METHODS = ('adam', 'adam-sweep', 'linear', 'quadratic', 'introspection',
+           'wnn')
+
+#: Targets from the papers; other tasks use 99% of Adam's mean best.
+TARGETS = {'fmnist-cnn16': 0.895, 'fmnist-cnn32': 0.905}
+
+#: The benchmark suite (``optax-nowcast bench --suite``).
+SUITE = ('digits-mlp', 'mnist-mlp', 'mnist-cnn', 'fmnist-cnn16',
+         'fmnist-cnn32')
+
+SWEEP = (1 / 3, 1.0, 3.0)
+
+
+def _wrap(method: str, task: tasks_lib.Task, steps_per_epoch: int
+          ) -> Optional[Callable[[optax.GradientTransformation],
+                                 optax.GradientTransformation]]:
+  """The function that adds ``method``'s nowcast to the task's optimizer."""
+  if method in ('adam', 'adam-sweep'):
+    return None
+  if method == 'introspection':
+    steps = sorted({max(2, int(f * task.steps)) for f in (0.3, 0.4, 0.5)})
+    transform = onc.nowcast(onc.forecasters.load('introspection'),
+                            schedule=onc.schedules.introspection(steps))
+  else:
+    forecaster = {
+        'linear': lambda: onc.forecasters.linear(window=5, horizon=5),
+        'quadratic': lambda: onc.forecasters.quadratic(window=5, horizon=5),
+        'wnn': lambda: onc.forecasters.load('wnn'),
+    }[method]()
+    transform = onc.nowcast(forecaster, record_every=steps_per_epoch,
+                            jump_every=5,
+                            last_jump_step=int(0.9 * task.steps))
+  return lambda tx: optax.chain(tx, transform)
+
+
+def seen_in_meta_training(task: str) -> bool:
+  """Whether the shipped forecasters saw trajectories of ``task``."""
+  from optax_nowcast.meta import zoo  # pylint: disable=g-import-not-at-top
+  return any(spec.task == task for spec in zoo.runs('full'))
+
+
+@dataclasses.dataclass
+class Run:
+  """One method on one seed."""
+
+  method: str
+  seed: int
+  eval_steps: list[int]
+  eval_metric: list[float]
+  eval_seconds: list[float]
+  eval_jumps: list[int]
+  skipped: int = 0
+
+
+def _train(task, seed, ds, wrap):
+  result = tasks_lib.train(task, seed, dataset=ds, wrap_tx=wrap)
+  found = optax.tree.get_all_with_path(result.final_opt_state, 'NowcastState')
+  skipped = int(found[0][1].skipped) if found else 0
+  return result, skipped
+
+
+def run_task(task_name: str, methods: Sequence[str], seeds: int, *,
+             steps: Optional[int] = None, progress: bool = True,
+             command: Optional[str] = None) -> dict:
+  """Runs ``methods`` x ``seeds`` on a task; returns the report dict.
+
+  See :mod:`optax_nowcast.bench.report` for the report's schema.
+  """
+  for m in methods:
+    if m not in METHODS:
+      raise ValueError(f'methods must be among {METHODS}, got {m!r}')
+  if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+    raise ValueError(f'seeds must be a positive int, got {seeds!r}')
+  methods = ['adam'] + [m for m in methods if m != 'adam']
+  task = tasks_lib.get(task_name)
+  if steps is not None:
+    task = task.replace(steps=steps, eval_every=min(task.eval_every, steps))
+  ds = data_lib.load(task.dataset)
+  steps_per_epoch = len(ds.x_train) // task.batch_size
+  runs: list[Run] = []
+  jobs = [(s, m) for s in range(seeds) for m in methods]
+  bar = tqdm.tqdm(jobs, desc=f'bench {task_name}', disable=not progress)
+  for seed, method in bar:
+    bar.set_postfix_str(f'{method} seed {seed}')
+    if method == 'adam-sweep':
+      results = [_train(task.replace(learning_rate=task.learning_rate * f),
+                        seed, ds, None)[0] for f in SWEEP]
+      runs.append(Run(
+          method, seed, results[0].eval_steps,
+          metrics.envelope([r.eval_metric for r in results]),
+          # As if the best learning rate were known: one run's time.
+          [sum(r.eval_seconds[i] for r in results) / len(results)
+           for i in range(len(results[0].eval_steps))],
+          [0] * len(results[0].eval_steps)))
+      continue
+    result, skipped = _train(task, seed, ds,
+                             _wrap(method, task, steps_per_epoch))
+    runs.append(Run(method, seed, result.eval_steps, result.eval_metric,
+                    result.eval_seconds, result.eval_jumps, skipped))
+
+  if task_name in TARGETS:
+    target = TARGETS[task_name]
+    rule = 'from the papers (NiNo)'
+  else:
+    best = [max(r.eval_metric) for r in runs if r.method == 'adam']
+    target = 0.99 * sum(best) / len(best)
+    rule = "99% of plain adam's mean best test accuracy within the budget"
+  return dict(
+      schema='optax_nowcast.bench/1',
+      task=task_name,
+      seen_in_meta_training=seen_in_meta_training(task_name),
+      metric='test_accuracy',
+      higher_is_better=True,
+      target=target,
+      target_rule=rule,
+      budget_steps=task.steps,
+      steps_per_epoch=steps_per_epoch,
+      seeds=seeds,
+      methods=methods,
+      machine=f'{platform.machine()}, Python {platform.python_version()}',
+      date=datetime.date.today().isoformat(),
+      command=command or ' '.join(sys.argv),
+      runs=[dataclasses.asdict(r) for r in runs],
+  )
+
+
+def summarize(report: dict) -> dict[str, Any]:
+  """Per-method aggregates over seeds, added to the report as ``summary``."""
+  target = report['target']
+  by = {m: [r for r in report['runs'] if r['method'] == m]
+        for m in report['methods']}
+  reach = {m: [metrics.first_reach(r['eval_steps'], r['eval_metric'], target)
+               for r in rs] for m, rs in by.items()}
+  reach_s = {m: [metrics.first_reach(r['eval_seconds'], r['eval_metric'],
+                                     target) for r in rs]
+             for m, rs in by.items()}
+  out = {}
+  for m, rs in by.items():
+    ok = [x for x in reach[m] if x is not None]
+    ok_s = [x for x in reach_s[m] if x is not None]
+    entry = dict(
+        best=metrics.mean_std([max(r['eval_metric']) for r in rs]),
+        steps_to_target=metrics.mean_std(ok),
+        seconds_to_target=metrics.mean_std(ok_s),
+        reached=len(ok),
+        jumps=metrics.mean_std([r['eval_jumps'][-1] for r in rs]),
+        skipped=metrics.mean_std([r['skipped'] for r in rs]),
+    )
+    for base in ('adam', 'adam-sweep'):
+      if base in by:
+        key = base.replace('-', '_')
+        entry[f'speedup_steps_vs_{key}'] = metrics.mean_std(
+            metrics.speedups(reach[base], reach[m]))
+        entry[f'speedup_seconds_vs_{key}'] = metrics.mean_std(
+            metrics.speedups(reach_s[base], reach_s[m]))
+    out[m] = entry
+  return out

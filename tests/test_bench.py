@@ -1,0 +1,90 @@
+"""The benchmark harness: speed-up arithmetic, and a real run checked
+against the JSON schema."""
+
+import json
+
+import jsonschema
+import pytest
+
+from optax_nowcast import cli
+from optax_nowcast.bench import metrics
+from optax_nowcast.bench import report
+from optax_nowcast.bench import runner
+
+
+def test_first_reach_is_the_first_step_at_or_past_the_target():
+  steps, acc = [100, 200, 300, 400], [0.5, 0.8, 0.79, 0.9]
+  assert metrics.first_reach(steps, acc, 0.8) == 200
+  assert metrics.first_reach(steps, acc, 0.85) == 400
+  assert metrics.first_reach(steps, acc, 0.95) is None
+  losses = [3.0, 2.0, 1.5, 1.6]
+  assert metrics.first_reach(steps, losses, 1.5,
+                             higher_is_better=False) == 300
+
+
+def test_speedup_arithmetic_on_hand_made_curves():
+  # Baseline reaches 0.9 at 600 and 400 (two seeds); the method at 300 and
+  # 400: speed-ups 2.0 and 1.0, mean 1.5, std 0.5.
+  steps = [100, 200, 300, 400, 500, 600]
+  base = [[.1, .2, .3, .5, .7, .9], [.1, .2, .3, .9, .9, .9]]
+  meth = [[.1, .5, .9, .9, .9, .9], [.1, .2, .3, .95, .9, .9]]
+  b = [metrics.first_reach(steps, c, 0.9) for c in base]
+  m = [metrics.first_reach(steps, c, 0.9) for c in meth]
+  assert metrics.speedups(b, m) == [2.0, 1.0]
+  assert metrics.mean_std(metrics.speedups(b, m)) == (1.5, 0.5)
+  # A seed where either never reaches is left out, not counted as 0 or inf.
+  assert metrics.speedups([600, None], [300, 200]) == [2.0]
+  assert metrics.mean_std([]) is None
+
+
+def test_envelope_takes_the_best_value_at_each_step():
+  assert metrics.envelope([[0.1, 0.5, 0.4], [0.3, 0.2, 0.6]]) == [0.3, 0.5,
+                                                                  0.6]
+  assert metrics.envelope([[3.0, 1.0], [2.0, 2.0]],
+                          higher_is_better=False) == [2.0, 1.0]
+
+
+def test_summary_of_a_hand_made_report():
+  rep = dict(target=0.9, methods=['adam', 'linear'], runs=[
+      dict(method='adam', seed=0, eval_steps=[1, 2, 3, 4],
+           eval_metric=[.5, .6, .7, .9], eval_seconds=[1., 2., 3., 4.],
+           eval_jumps=[0, 0, 0, 0], skipped=0),
+      dict(method='linear', seed=0, eval_steps=[1, 2, 3, 4],
+           eval_metric=[.5, .9, .7, .9], eval_seconds=[2., 4., 6., 8.],
+           eval_jumps=[0, 1, 1, 1], skipped=0),
+  ])
+  s = runner.summarize(rep)
+  assert s['linear']['steps_to_target'] == (2.0, 0.0)
+  assert s['linear']['speedup_steps_vs_adam'] == (2.0, 0.0)
+  # Wall-clock: 4 s vs 4 s, no speed-up in seconds.
+  assert s['linear']['speedup_seconds_vs_adam'] == (1.0, 0.0)
+  assert s['linear']['jumps'] == (1.0, 0.0)
+
+
+def test_bench_command_writes_a_report_that_matches_its_schema(tmp_path):
+  assert cli.main(['bench', '--task', 'digits-mlp', '--methods',
+                   'adam,linear', '--seeds', '1', '--steps', '132',
+                   '--out', str(tmp_path), '--no-progress']) == 0
+  rep = json.loads((tmp_path / 'digits-mlp.json').read_text())
+  jsonschema.validate(rep, report.SCHEMA)
+  assert rep['methods'] == ['adam', 'linear']
+  assert rep['seen_in_meta_training'] is False
+  assert [r['method'] for r in rep['runs']] == ['adam', 'linear']
+  # 132 steps = 6 epochs of 22: WNN's schedule jumps once (end of epoch 5).
+  assert rep['runs'][1]['eval_jumps'][-1] == 1
+  assert (tmp_path / 'digits-mlp.png').stat().st_size > 0
+  assert '| linear |' in (tmp_path / 'digits-mlp.md').read_text()
+
+
+def test_bench_rejects_unknown_methods_and_task_and_suite_together(capsys):
+  assert cli.main(['bench', '--task', 'digits-mlp', '--methods', 'magic',
+                   '--out', '/tmp/x']) == 2
+  assert "got 'magic'" in capsys.readouterr().err
+  assert cli.main(['bench', '--task', 'digits-mlp', '--suite',
+                   '--out', '/tmp/x']) == 2
+  assert 'exactly one of --task' in capsys.readouterr().err
+
+
+def test_schema_rejects_a_report_missing_its_summary():
+  with pytest.raises(jsonschema.ValidationError):
+    jsonschema.validate({'schema': 'optax_nowcast.bench/1'}, report.SCHEMA)
