@@ -115,6 +115,7 @@ def bench_model(name, model, args):
               record_every=args.record_every,
               jump_every=args.window,
               history_dtype=history_dtype,
+              guard_steps=args.guard_steps or None,
           ),
       ),
   }
@@ -154,6 +155,7 @@ def bench_model(name, model, args):
   print(f'\n## {name}: {n_params:,} params, batch {args.batch},'
         f' record_every={args.record_every}, window={args.window},'
         f' jump_every={args.window}, history_dtype={args.history_dtype},'
+        f' guard_steps={args.guard_steps},'
         f' donate={args.donate}')
   print('| step kind | n | adam ms | adam+nowcast ms | ratio |'
         ' adam+cond-floor ms | floor ratio |')
@@ -184,6 +186,8 @@ def main():
   parser.add_argument('--donate', default='both', choices=sorted(DONATE),
                       help='which arguments of the jitted step to donate')
   parser.add_argument('--models', default='mlp,cnn')
+  parser.add_argument('--guard-steps', type=int, default=0,
+                      help='nowcast guard_steps (0: no guard)')
   args = parser.parse_args()
   print(f'jax {jax.__version__}, devices {jax.devices()}')
   models = {'mlp': ('MLP', MLP()), 'cnn': ('CNN', CNN())}

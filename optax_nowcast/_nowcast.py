@@ -30,6 +30,14 @@ class NowcastState(NamedTuple):
       full yet, or the step was outside ``[first_jump_step, last_jump_step]``).
     nonfinite: int32, weights whose forecast was not finite and which were
       therefore left at their un-jumped value, summed over all jumps.
+    rollbacks: int32, jumps undone by the guard (``guard_steps``).
+    guard_left: int32, steps left to watch after the last jump (0: the guard
+      is closed).
+    loss_ema: float32, exponential moving average (decay 0.9) of the
+      ``value`` passed to ``update`` (only kept with a guard).
+    guard_ref: float32, ``loss_ema`` at the last jump.
+    guard_sum: float32, sum of ``value`` since the last jump while the guard
+      is open.
     history: a tuple of params-shaped trees (the schedule's slots), in
       ``history_dtype``. Leaves excluded by ``mask`` are ``optax.MaskedNode``.
   """
@@ -39,6 +47,11 @@ class NowcastState(NamedTuple):
   jumps: jax.Array
   skipped: jax.Array
   nonfinite: jax.Array
+  rollbacks: jax.Array
+  guard_left: jax.Array
+  loss_ema: jax.Array
+  guard_ref: jax.Array
+  guard_sum: jax.Array
   history: tuple[Any, ...]
 
 
@@ -85,6 +98,8 @@ def nowcast(
     mask: _labels.LabelSpec = None,
     history_dtype: Optional[Any] = None,
     chunk_size: Optional[int] = None,
+    guard_steps: Optional[int] = None,
+    guard_tolerance: float = 0.0,
 ) -> optax.GradientTransformationExtraArgs:
   r"""Periodically jumps the params to a forecast of their future values.
 
@@ -162,6 +177,18 @@ def nowcast(
     chunk_size: If set, leaves with more elements are forecast in chunks of
       this many elements (``lax.map``), bounding a jump's extra memory.
       Chunking flattens the leaf, so leave it ``None`` for sharded params.
+    guard_steps: If set, watch the loss (the ``value`` extra argument, which
+      ``update`` then requires) for this many steps after each jump. If its
+      mean over those steps exceeds the pre-jump loss (its moving average at
+      the jump) by more than ``guard_tolerance`` times its magnitude, the
+      step that closes the guard instead sets the params back to their
+      pre-jump values ``p_n``, restarts the history and counts a rollback
+      (and the moving average goes back to its pre-jump value). The average
+      lags a falling loss, so early in training the guard is lenient.
+      The pre-jump params are kept in the last history slot, which the
+      restarted history does not reach before ``(window - 1) * record_every``
+      steps, so ``guard_steps`` may not exceed that. Periodic schedule only.
+    guard_tolerance: Relative loss increase tolerated by the guard (>= 0).
 
   Returns:
     An ``optax.GradientTransformationExtraArgs`` whose ``update`` requires
@@ -245,6 +272,25 @@ def nowcast(
       )
   if chunk_size is not None:
     chunk_size = _validation.positive_int('chunk_size', chunk_size)
+  guard = guard_steps is not None
+  if guard:
+    guard_steps = _validation.positive_int('guard_steps', guard_steps)
+    if not isinstance(schedule, schedules_lib.PeriodicSchedule):
+      raise ValueError(
+          'guard_steps needs the periodic schedule (record_every, jump_every),'
+          f' got schedule={schedule!r}')
+    room = schedule.num_slots * schedule.record_every
+    if guard_steps > room:
+      raise ValueError(
+          'guard_steps must be at most (forecaster.window - 1) * record_every'
+          f' = {room} (the pre-jump params live in the last history slot'
+          f' until then), got {guard_steps}')
+  if isinstance(guard_tolerance, jax.Array) and guard_tolerance.ndim == 0:
+    pass  # e.g. injected by optax.inject_hyperparams: may be traced
+  elif isinstance(guard_tolerance, bool) or not isinstance(
+      guard_tolerance, (int, float)) or not guard_tolerance >= 0:
+    raise ValueError(
+        f'guard_tolerance must be a number >= 0, got {guard_tolerance!r}')
   if history_dtype is not None:
     try:
       history_dtype = jnp.dtype(history_dtype)
@@ -284,13 +330,18 @@ def nowcast(
         for _ in range(num_slots)
     )
     # Separate buffers, so that the whole state can be donated.
-    zero = lambda: jnp.zeros([], jnp.int32)
+    zero = lambda dtype=jnp.int32: jnp.zeros([], dtype)
     return NowcastState(
         count=zero(),
         records=zero(),
         jumps=zero(),
         skipped=zero(),
         nonfinite=zero(),
+        rollbacks=zero(),
+        guard_left=zero(),
+        loss_ema=zero(jnp.float32),
+        guard_ref=zero(jnp.float32),
+        guard_sum=zero(jnp.float32),
         history=history,
     )
 
@@ -328,8 +379,12 @@ def nowcast(
         )
 
   def update_fn(updates, state, params=None, **extra_args):
-    del extra_args
     check_params(params, state)
+    value = extra_args.get('value')
+    if guard and value is None:
+      raise ValueError(
+          'nowcast(guard_steps=...) watches the loss: pass it as'
+          ' tx.update(updates, state, params, value=loss)')
     treedef = jax.tree.structure(params)
     flat_params = treedef.flatten_up_to(params)
     flat_updates = treedef.flatten_up_to(updates)
@@ -387,22 +442,62 @@ def nowcast(
     #   the very expression with which the caller applies the updates, which
     #   XLA then computes once for both. A cond writes it in place into the
     #   taken slot only.
-    def jump_body(carry):
-      trip, us, _ = carry
-      us, nonfinite = jax.lax.cond(
-          trip == 0,
-          lambda us: jump(us, plan.window_slots, plan.times, plan.target),
-          lambda us: (list(us), jnp.zeros([], jnp.int32)),
-          us,
-      )
-      return trip + 1, us, nonfinite
+    if guard:
+      value = jnp.asarray(value, jnp.float32)
+      was_open = state.guard_left > 0
+      guard_sum = jnp.where(was_open, state.guard_sum + value, 0.0)
+      guard_left = jnp.maximum(state.guard_left - 1, 0)
+      mean_after = guard_sum / guard_steps
+      rollback = (was_open & (guard_left == 0) & (
+          mean_after > state.guard_ref
+          + guard_tolerance * jnp.abs(state.guard_ref)))
+      loss_ema = jnp.where(state.count == 0, value,
+                           0.9 * state.loss_ema + 0.1 * value)
+      # After a rollback the post-jump losses no longer describe the params.
+      loss_ema = jnp.where(rollback, state.guard_ref, loss_ema)
+      guard_left = jnp.where(plan.jump, guard_steps, guard_left)
+      guard_ref = jnp.where(plan.jump, loss_ema, state.guard_ref)
+      guard_sum = jnp.where(plan.jump, 0.0, guard_sum)
+    else:
+      rollback = jnp.zeros([], bool)
+      guard_left, loss_ema = state.guard_left, state.loss_ema
+      guard_ref, guard_sum = state.guard_ref, state.guard_sum
 
-    _, flat_updates, nonfinite = jax.lax.while_loop(
-        lambda carry: carry[0] < plan.jump.astype(jnp.int32),
+    def do_jump(us, kept):
+      # With a guard, the last slot keeps the pre-jump params p_n.
+      if guard:
+        kept = [optax.apply_updates(flat_params[i], us[i]).astype(h.dtype)
+                for i, h in zip(active, kept)]
+      us, nonfinite = jump(us, plan.window_slots, plan.times, plan.target)
+      return us, kept, nonfinite
+
+    def do_rollback(us, kept):
+      us = list(us)
+      for i, h in zip(active, kept):
+        back = h.astype(jnp.float32) - flat_params[i].astype(jnp.float32)
+        us[i] = back.astype(us[i].dtype)
+      return us, kept, jnp.zeros([], jnp.int32)
+
+    def jump_body(carry):
+      trip, us, kept, _ = carry
+      us, kept, nonfinite = jax.lax.cond(
+          trip == 0,
+          lambda us, kept: jax.lax.cond(plan.jump, do_jump, do_rollback,
+                                        us, kept),
+          lambda us, kept: (list(us), list(kept), jnp.zeros([], jnp.int32)),
+          us, kept,
+      )
+      return trip + 1, us, kept, nonfinite
+
+    kept = list(slots[-1]) if guard else []
+    _, flat_updates, kept, nonfinite = jax.lax.while_loop(
+        lambda carry: carry[0] < (plan.jump | rollback).astype(jnp.int32),
         jump_body,
-        (jnp.zeros([], jnp.int32), list(flat_updates),
+        (jnp.zeros([], jnp.int32), list(flat_updates), kept,
          jnp.zeros([], jnp.int32)),
     )
+    if guard:
+      slots = slots[:-1] + [kept]
     final = [optax.apply_updates(flat_params[i], flat_updates[i])
              for i in active]
     def write_slot(slots):
@@ -416,15 +511,21 @@ def nowcast(
           for j, slot in enumerate(slots)
       ]
 
-    slots = jax.lax.cond(plan.record, write_slot, lambda s: s, slots)
+    slots = jax.lax.cond(plan.record & ~rollback, write_slot, lambda s: s,
+                         slots)
 
     history = tuple(jax.tree.unflatten(slot_def, s) for s in slots)
     new_state = NowcastState(
         count=count,
-        records=plan.records,
+        records=jnp.where(rollback, 0, plan.records).astype(jnp.int32),
         jumps=state.jumps + plan.jump.astype(jnp.int32),
         skipped=state.skipped + (plan.due & ~plan.jump).astype(jnp.int32),
         nonfinite=state.nonfinite + nonfinite,
+        rollbacks=state.rollbacks + rollback.astype(jnp.int32),
+        guard_left=guard_left.astype(jnp.int32),
+        loss_ema=jnp.asarray(loss_ema, jnp.float32),
+        guard_ref=jnp.asarray(guard_ref, jnp.float32),
+        guard_sum=jnp.asarray(guard_sum, jnp.float32),
         history=history,
     )
     return jax.tree.unflatten(treedef, flat_updates), new_state

@@ -756,3 +756,90 @@ def test_forecaster_runs_only_inside_the_jump_branch_and_no_host_callbacks():
   top = {name for name, d in found if d == 0}
   assert 'while' in top and 'cond' in top
   assert not [name for name, _ in found if 'callback' in name]
+
+
+# ----------------------------------------------------------------------------
+# Guarded jumps.
+
+
+def _guarded_run(forecast, loss_of, steps, guard_steps=2, tolerance=0.0):
+  """Scalar param, +1 per step, window 3, a jump every 3 records."""
+  tx = onc.nowcast(probe(forecast, 3), record_every=1, jump_every=3,
+                   guard_steps=guard_steps, guard_tolerance=tolerance)
+  params = jnp.zeros(1)
+  state = tx.init(params)
+  update = jax.jit(tx.update)
+  out, states = [], []
+  for _ in range(steps):
+    updates, state = update(jnp.ones(1), state, params,
+                            value=loss_of(params))
+    params = optax.apply_updates(params, updates)
+    out.append(float(params[0]))
+    states.append(state)
+  return out, states
+
+
+def test_guard_rolls_a_harmful_jump_back_to_the_pre_jump_params():
+  # The loss is |p - 3.5|: the jump at step 3 (to 103) makes it much worse.
+  out, states = _guarded_run(lambda v, t, tg, l: v[-1] + 100.0,
+                             lambda p: jnp.abs(p[0] - 3.5), 6)
+  # The value passed at step n is the loss before step n's update. Steps 4
+  # and 5 watch the loss (at 103 and 104); step 5 closes the guard and,
+  # instead of moving to 105, goes back to the pre-jump p_3 = 3.
+  assert out == [1.0, 2.0, 103.0, 104.0, 3.0, 4.0]
+  assert [int(s.rollbacks) for s in states] == [0, 0, 0, 0, 1, 1]
+  assert int(states[4].records) == 0  # the history restarts
+  assert float(states[4].loss_ema) == pytest.approx(float(states[2].loss_ema))
+
+
+def test_guard_keeps_a_helpful_jump():
+  # The loss is |p - 10|: the jump at step 3 (to 9) helps.
+  out, states = _guarded_run(lambda v, t, tg, l: v[-1] + 6.0,
+                             lambda p: jnp.abs(p[0] - 10.0), 5)
+  assert out == [1.0, 2.0, 9.0, 10.0, 11.0]
+  assert int(states[-1].guard_left) == 0  # closed at step 5
+  assert int(states[-1].rollbacks) == 0
+  assert int(states[-1].jumps) == 1
+
+
+def test_guard_tolerance_lets_a_small_loss_increase_pass():
+  # The jump moves p from 3 to 3.2, where the loss doubles (1 -> 2).
+  forecast = lambda v, t, tg, l: v[-1] + 0.2
+  loss = lambda p: jnp.where(p[0] > 3.1, 2.0, 1.0)
+  _, strict = _guarded_run(forecast, loss, 6, tolerance=0.0)
+  _, lenient = _guarded_run(forecast, loss, 6, tolerance=2.0)
+  assert int(strict[-1].rollbacks) == 1
+  assert int(lenient[-1].rollbacks) == 0
+
+
+def test_guard_needs_the_loss_and_a_window_that_keeps_the_pre_jump_params():
+  tx = onc.nowcast(forecasters.linear(3, 1.0), record_every=1, jump_every=3,
+                   guard_steps=2)
+  state = tx.init(jnp.zeros(1))
+  with pytest.raises(ValueError, match='pass it as'):
+    tx.update(jnp.ones(1), state, jnp.zeros(1))
+  with pytest.raises(ValueError, match='guard_steps must be at most'):
+    onc.nowcast(forecasters.linear(3, 1.0), record_every=1, jump_every=3,
+                guard_steps=3)
+  with pytest.raises(ValueError, match='guard_steps needs the periodic'):
+    onc.nowcast(probe(lambda v, t, tg, l: v[-1], 4), guard_steps=1,
+                schedule=schedules.introspection([10]))
+  with pytest.raises(ValueError, match='guard_tolerance must be a number'):
+    onc.nowcast(forecasters.linear(3, 1.0), record_every=1, jump_every=3,
+                guard_steps=2, guard_tolerance=-1.0)
+
+
+def test_guard_compiles_once_and_keeps_state_types():
+  tx = optax.chain(optax.adam(1e-2), onc.nowcast(
+      forecasters.linear(3, 2.0), record_every=2, jump_every=3,
+      guard_steps=3))
+  step = jax.jit(_step_fn(tx))
+  params = _rosen_params()
+  state = tx.init(params)
+  types = lambda s: jax.tree.map(lambda x: (x.shape, x.dtype), s)
+  first = types(state)
+  for _ in range(20):
+    params, state = step(params, state)
+  assert step._cache_size() == 1
+  assert types(state) == first
+  assert int(state[1].jumps) == 3
