@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
   bench.add_argument('--suite', action='store_true',
                      help='run every task of the benchmark suite')
   bench.add_argument('--methods',
-                     default='adam,adam-sweep,linear,quadratic,introspection,wnn',
+                     default='adam,adam-sweep,linear,quadratic,introspection,wnn,wnn-guard',
                      help='comma-separated methods (adam is always run)')
   bench.add_argument('--seeds', type=_positive_int, default=3)
   bench.add_argument('--steps', type=_positive_int, default=None,

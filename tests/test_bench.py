@@ -48,10 +48,10 @@ def test_summary_of_a_hand_made_report():
   rep = dict(target=0.9, methods=['adam', 'linear'], runs=[
       dict(method='adam', seed=0, eval_steps=[1, 2, 3, 4],
            eval_metric=[.5, .6, .7, .9], eval_seconds=[1., 2., 3., 4.],
-           eval_jumps=[0, 0, 0, 0], skipped=0),
+           eval_jumps=[0, 0, 0, 0], skipped=0, rollbacks=0),
       dict(method='linear', seed=0, eval_steps=[1, 2, 3, 4],
            eval_metric=[.5, .9, .7, .9], eval_seconds=[2., 4., 6., 8.],
-           eval_jumps=[0, 1, 1, 1], skipped=0),
+           eval_jumps=[0, 1, 1, 1], skipped=0, rollbacks=0),
   ])
   s = runner.summarize(rep)
   assert s['linear']['steps_to_target'] == (2.0, 0.0)
@@ -63,17 +63,17 @@ def test_summary_of_a_hand_made_report():
 
 def test_bench_command_writes_a_report_that_matches_its_schema(tmp_path):
   assert cli.main(['bench', '--task', 'digits-mlp', '--methods',
-                   'adam,linear', '--seeds', '1', '--steps', '132',
+                   'adam,linear-guard', '--seeds', '1', '--steps', '132',
                    '--out', str(tmp_path), '--no-progress']) == 0
   rep = json.loads((tmp_path / 'digits-mlp.json').read_text())
   jsonschema.validate(rep, report.SCHEMA)
-  assert rep['methods'] == ['adam', 'linear']
+  assert rep['methods'] == ['adam', 'linear-guard']
   assert rep['seen_in_meta_training'] is False
-  assert [r['method'] for r in rep['runs']] == ['adam', 'linear']
+  assert [r['method'] for r in rep['runs']] == ['adam', 'linear-guard']
   # 132 steps = 6 epochs of 22: WNN's schedule jumps once (end of epoch 5).
   assert rep['runs'][1]['eval_jumps'][-1] == 1
   assert (tmp_path / 'digits-mlp.png').stat().st_size > 0
-  assert '| linear |' in (tmp_path / 'digits-mlp.md').read_text()
+  assert '| linear-guard |' in (tmp_path / 'digits-mlp.md').read_text()
 
 
 def test_bench_rejects_unknown_methods_and_task_and_suite_together(capsys):

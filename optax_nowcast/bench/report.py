@@ -47,7 +47,8 @@ SCHEMA: dict[str, Any] = {
         'runs': {'type': 'array', 'items': {
             'type': 'object',
             'required': ['method', 'seed', 'eval_steps', 'eval_metric',
-                         'eval_seconds', 'eval_jumps', 'skipped'],
+                         'eval_seconds', 'eval_jumps', 'skipped',
+                         'rollbacks'],
             'properties': {
                 'method': {'type': 'string'},
                 'seed': {'type': 'integer'},
@@ -56,15 +57,16 @@ SCHEMA: dict[str, Any] = {
                 'eval_seconds': _NUMBERS,
                 'eval_jumps': {'type': 'array', 'items': {'type': 'integer'}},
                 'skipped': {'type': 'integer'},
+                'rollbacks': {'type': 'integer'},
             }}},
         'summary': {'type': 'object', 'additionalProperties': {
             'type': 'object',
             'required': ['best', 'steps_to_target', 'seconds_to_target',
-                         'reached', 'jumps', 'skipped'],
+                         'reached', 'jumps', 'skipped', 'rollbacks'],
             'properties': {
                 'best': _PAIR, 'steps_to_target': _PAIR,
                 'seconds_to_target': _PAIR, 'reached': {'type': 'integer'},
-                'jumps': _PAIR, 'skipped': _PAIR,
+                'jumps': _PAIR, 'skipped': _PAIR, 'rollbacks': _PAIR,
                 'speedup_steps_vs_adam': _PAIR,
                 'speedup_seconds_vs_adam': _PAIR,
                 'speedup_steps_vs_adam_sweep': _PAIR,
@@ -94,8 +96,8 @@ def markdown(report: dict) -> str:
       '',
       '| method | best acc | steps to target | reach | speed-up (steps) vs'
       ' adam | vs adam-sweep | seconds to target | speed-up (s) vs adam |'
-      ' jumps |',
-      '|---|---|---|---|---|---|---|---|---|',
+      ' jumps | rollbacks |',
+      '|---|---|---|---|---|---|---|---|---|---|',
   ]
   for method, s in report['summary'].items():
     lines.append(
@@ -105,7 +107,7 @@ def markdown(report: dict) -> str:
         f" {_fmt(s.get('speedup_steps_vs_adam_sweep'), 2)} |"
         f" {_fmt(s['seconds_to_target'], 1)} |"
         f" {_fmt(s.get('speedup_seconds_vs_adam'), 2)} |"
-        f" {_fmt(s['jumps'])} |")
+        f" {_fmt(s['jumps'])} | {_fmt(s['rollbacks'])} |")
   return '\n'.join(lines)
 
 

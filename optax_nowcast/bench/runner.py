@@ -11,6 +11,8 @@ Methods, each through ``nowcast`` with its published schedule:
   budget.
 - ``introspection``: jumps at 30%, 40% and 50% of the budget, from the
   weights at 0, 0.4t, 0.7t, t to a forecast of 2t.
+- ``linear-guard``, ``wnn-guard``: the same with ``guard_steps`` = one epoch
+  (a jump whose next epoch's mean loss exceeds the pre-jump loss is undone).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from optax_nowcast import tasks as tasks_lib
 from optax_nowcast.bench import metrics
 
 METHODS = ('adam', 'adam-sweep', 'linear', 'quadratic', 'introspection',
-           'wnn')
+           'wnn', 'linear-guard', 'wnn-guard')
 
 #: Targets from the papers; other tasks use 99% of Adam's mean best.
 TARGETS = {'fmnist-cnn16': 0.895, 'fmnist-cnn32': 0.905}
@@ -53,14 +55,16 @@ def _wrap(method: str, task: tasks_lib.Task, steps_per_epoch: int
     transform = onc.nowcast(onc.forecasters.load('introspection'),
                             schedule=onc.schedules.introspection(steps))
   else:
+    name, guarded = method.removesuffix('-guard'), method.endswith('-guard')
     forecaster = {
         'linear': lambda: onc.forecasters.linear(window=5, horizon=5),
         'quadratic': lambda: onc.forecasters.quadratic(window=5, horizon=5),
         'wnn': lambda: onc.forecasters.load('wnn'),
-    }[method]()
+    }[name]()
     transform = onc.nowcast(forecaster, record_every=steps_per_epoch,
                             jump_every=5,
-                            last_jump_step=int(0.9 * task.steps))
+                            last_jump_step=int(0.9 * task.steps),
+                            guard_steps=steps_per_epoch if guarded else None)
   return lambda tx: optax.chain(tx, transform)
 
 
@@ -81,13 +85,15 @@ class Run:
   eval_seconds: list[float]
   eval_jumps: list[int]
   skipped: int = 0
+  rollbacks: int = 0
 
 
 def _train(task, seed, ds, wrap):
   result = tasks_lib.train(task, seed, dataset=ds, wrap_tx=wrap)
   found = optax.tree.get_all_with_path(result.final_opt_state, 'NowcastState')
-  skipped = int(found[0][1].skipped) if found else 0
-  return result, skipped
+  state = found[0][1] if found else None
+  counts = (int(state.skipped), int(state.rollbacks)) if state else (0, 0)
+  return result, counts
 
 
 def run_task(task_name: str, methods: Sequence[str], seeds: int, *,
@@ -124,10 +130,11 @@ def run_task(task_name: str, methods: Sequence[str], seeds: int, *,
            for i in range(len(results[0].eval_steps))],
           [0] * len(results[0].eval_steps)))
       continue
-    result, skipped = _train(task, seed, ds,
-                             _wrap(method, task, steps_per_epoch))
+    result, (skipped, rollbacks) = _train(
+        task, seed, ds, _wrap(method, task, steps_per_epoch))
     runs.append(Run(method, seed, result.eval_steps, result.eval_metric,
-                    result.eval_seconds, result.eval_jumps, skipped))
+                    result.eval_seconds, result.eval_jumps, skipped,
+                    rollbacks))
 
   if task_name in TARGETS:
     target = TARGETS[task_name]
@@ -176,6 +183,7 @@ def summarize(report: dict) -> dict[str, Any]:
         reached=len(ok),
         jumps=metrics.mean_std([r['eval_jumps'][-1] for r in rs]),
         skipped=metrics.mean_std([r['skipped'] for r in rs]),
+        rollbacks=metrics.mean_std([r['rollbacks'] for r in rs]),
     )
     for base in ('adam', 'adam-sweep'):
       if base in by:
