@@ -22,3 +22,20 @@ def test_sharded_history_no_collectives_and_same_numbers_as_one_device():
       env=env, timeout=600, check=False)
   assert proc.returncode == 0, proc.stdout + proc.stderr
   assert 'ALL OK' in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_sharded_training_example_keeps_the_history_sharded():
+  example = SCRIPT.parents[1] / 'examples' / 'sharded_digits.py'
+  env = dict(os.environ)
+  root = str(SCRIPT.parents[1])
+  env['PYTHONPATH'] = os.pathsep.join(
+      p for p in (root, env.get('PYTHONPATH')) if p)
+  proc = subprocess.run(
+      [sys.executable, str(example), '--epochs', '6'], capture_output=True,
+      text=True, env=env, timeout=600, check=False)
+  assert proc.returncode == 0, proc.stdout + proc.stderr
+  out = proc.stdout
+  assert '8 devices; history sharded like the params: True' in out
+  assert 'after training, history still sharded like the params: True' in out
+  # 6 epochs, a record per epoch, a jump every 5 records: one jump.
+  assert out.strip().splitlines()[-2].endswith('jumps 1')
