@@ -16,7 +16,6 @@ from typing import Any, Callable, Optional, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from optax_nowcast import data as data_lib
@@ -300,7 +299,3 @@ register(Task('digits-mlp-narrow', 'digits', lambda: MLP((64,)),
               batch_size=64, steps=1320, eval_every=110))
 register(Task('fmnist-mlp', 'fashion_mnist', lambda: MLP((128,)),
               batch_size=128, steps=2340, eval_every=234))
-
-
-def param_count(tree: Any) -> int:
-  return int(sum(np.size(x) for x in jax.tree.leaves(tree)))

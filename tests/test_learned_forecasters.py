@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import functools
 import re
 
@@ -14,8 +13,6 @@ import pytest
 
 import optax_nowcast as onc
 from optax_nowcast import schedules
-from optax_nowcast.forecasters import _introspection
-from optax_nowcast.forecasters import _wnn
 from optax_nowcast.forecasters._introspection import introspection
 from optax_nowcast.forecasters._introspection import introspection_apply_batch
 from optax_nowcast.forecasters._introspection import init_introspection_weights
@@ -472,16 +469,3 @@ def test_bad_arguments_raise_value_errors_that_say_what_is_wrong(make,
                                                                  message):
   with pytest.raises(ValueError, match=re.escape(message)):
     make()
-
-
-# ----------------------------------------------------------------------------
-# Documentation.
-
-
-@pytest.mark.parametrize('module', [_wnn, _introspection],
-                         ids=lambda m: m.__name__)
-def test_docstring_examples(module):
-  result = doctest.testmod(module, extraglobs={'onc': onc},
-                           optionflags=doctest.ELLIPSIS)
-  assert result.attempted > 0
-  assert result.failed == 0
