@@ -20,6 +20,7 @@ def _positive_int(text: str) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
   args.task, args.suite, args.steps = 'digits-mlp', False, None
+  args.fresh = True  # The demo always measures anew.
   return _bench(args)
 
 
@@ -66,8 +67,10 @@ def _bench(args: argparse.Namespace) -> int:
   command = 'optax-nowcast ' + ' '.join(sys.argv[1:])
   tables = []
   for name in names:
+    cache = None if args.fresh else pathlib.Path(args.out) / 'runs'
     rep = runner.run_task(name, methods, args.seeds, steps=args.steps,
-                          progress=not args.no_progress, command=command)
+                          progress=not args.no_progress, command=command,
+                          cache_dir=cache)
     rep['summary'] = runner.summarize(rep)
     paths = report.write(rep, pathlib.Path(args.out))
     tables.append(report.markdown(rep))
@@ -145,7 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
           'Trains a task with each method for several seeds in one process'
           ' (seed by seed, method by method), and writes <task>.json (schema'
           ' in optax_nowcast/bench/report.py), <task>.md (table) and'
-          ' <task>.png (test accuracy vs step, jumps marked) under --out.'))
+          ' <task>.png (metric vs step, jumps marked) under --out. Each'
+          ' finished run is kept under --out/runs/ and reused when the'
+          ' command is run again with the same settings, so an interrupted'
+          ' benchmark resumes where it stopped (--fresh redoes every run).'))
   bench.add_argument('--task', default='', help='a registered task name')
   bench.add_argument('--suite', action='store_true',
                      help='run every task of the benchmark suite')
@@ -157,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override the task's step budget")
   bench.add_argument('--out', required=True, help='output directory')
   bench.add_argument('--no-progress', action='store_true')
+  bench.add_argument('--fresh', action='store_true',
+                     help='ignore runs saved under --out/runs by earlier calls')
   bench.set_defaults(func=_bench)
   return parser
 

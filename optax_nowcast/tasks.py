@@ -79,11 +79,50 @@ class ConvNet(nn.Module):
     return nn.Dense(self.num_classes)(x)
 
 
+class CharTransformer(nn.Module):
+  """A small pre-LayerNorm causal transformer over characters.
+
+  Every kernel is a rank-2 ``Dense`` (attention included), so the default
+  labels see dense kernels, biases (and LayerNorm scales) and the embeddings.
+  """
+
+  vocab_size: int = 65
+  context: int = 64
+  width: int = 64
+  depth: int = 2
+  heads: int = 4
+
+  @nn.compact
+  def __call__(self, tokens):
+    length = tokens.shape[1]
+    x = nn.Embed(self.vocab_size, self.width)(tokens)
+    pos = self.param('position', nn.initializers.normal(0.02),
+                     (self.context, self.width))
+    x = x + pos[:length]
+    causal = jnp.tril(jnp.ones((length, length), bool))
+    head_dim = self.width // self.heads
+    for _ in range(self.depth):
+      h = nn.LayerNorm()(x)
+      q, k, v = jnp.split(nn.Dense(3 * self.width)(h), 3, axis=-1)
+      q, k, v = (t.reshape(*t.shape[:2], self.heads, head_dim)
+                 for t in (q, k, v))
+      scores = jnp.einsum('bqhd,bkhd->bhqk', q, k) / jnp.sqrt(head_dim)
+      scores = jnp.where(causal, scores, jnp.finfo(scores.dtype).min)
+      attn = jnp.einsum('bhqk,bkhd->bqhd', jax.nn.softmax(scores, -1), v)
+      x = x + nn.Dense(self.width)(attn.reshape(*attn.shape[:2], -1))
+      h = nn.LayerNorm()(x)
+      x = x + nn.Dense(self.width)(nn.gelu(nn.Dense(4 * self.width)(h)))
+    return nn.Dense(self.vocab_size)(nn.LayerNorm()(x))
+
+
 OPTIMIZERS: dict[str, Callable[[float], optax.GradientTransformation]] = {
     'adam': optax.adam,
     'adamw': lambda lr: optax.adamw(lr, weight_decay=1e-4),
     'sgdm': lambda lr: optax.sgd(lr, momentum=0.9),
 }
+
+
+METRICS = ('test_accuracy', 'valid_loss')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +138,12 @@ class Task:
     batch_size: Minibatch size.
     steps: Training budget in steps.
     eval_every: Steps between evaluations of the test metric.
+    metric: ``'test_accuracy'`` (image classification; higher is better) or
+      ``'valid_loss'`` (next-character cross-entropy on held-out text, in
+      nats; lower is better).
+    record_every: Steps between nowcast records in the benchmark (default:
+      one epoch of the training set).
+    context: Characters per training window (``'valid_loss'`` tasks only).
   """
 
   name: str
@@ -109,6 +154,14 @@ class Task:
   batch_size: int = 128
   steps: int = 2000
   eval_every: int = 100
+  metric: str = 'test_accuracy'
+  record_every: Optional[int] = None
+  context: int = 64
+
+  @property
+  def higher_is_better(self) -> bool:
+    """Whether a larger metric is better (accuracy) or worse (loss)."""
+    return self.metric == 'test_accuracy'
 
   def replace(self, **changes: Any) -> 'Task':
     """A copy with some fields changed (validated like the original)."""
@@ -119,8 +172,14 @@ class Task:
       raise ValueError(
           f'optimizer must be one of {sorted(OPTIMIZERS)}, got'
           f' {self.optimizer!r}')
-    for field in ('batch_size', 'steps', 'eval_every'):
+    if self.metric not in METRICS:
+      raise ValueError(
+          f'metric must be one of {METRICS}, got {self.metric!r}')
+    for field in ('batch_size', 'steps', 'eval_every', 'context',
+                  'record_every'):
       value = getattr(self, field)
+      if value is None and field == 'record_every':
+        continue
       if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f'{field} must be a positive int, got {value!r}')
     if not self.learning_rate > 0:
@@ -137,7 +196,8 @@ class TrainResult:
 
   Attributes:
     eval_steps: The steps at which the test metric was evaluated.
-    eval_metric: Test accuracy at ``eval_steps``.
+    eval_metric: The task's metric (test accuracy or validation loss) at
+      ``eval_steps``.
     eval_seconds: Wall-clock seconds of training (compilation, recording and
       forecasting included; evaluation excluded) up to each eval step.
     eval_jumps: Nowcast jumps done up to each eval step (0 without nowcast).
@@ -182,7 +242,7 @@ def train(
     on_snapshot: See ``snapshot_every``.
 
   Returns:
-    A :class:`TrainResult` with the test accuracy every ``task.eval_every``
+    A :class:`TrainResult` with the task's metric every ``task.eval_every``
     steps (and at the end).
   """
   ds = dataset if dataset is not None else data_lib.load(task.dataset)
@@ -192,11 +252,9 @@ def train(
     tx = wrap_tx(tx)
   key = jax.random.key(seed)
   init_key, data_key = jax.random.split(key)
-  x_train, y_train = jnp.asarray(ds.x_train), jnp.asarray(ds.y_train)
-  x_test, y_test = jnp.asarray(ds.x_test), jnp.asarray(ds.y_test)
-  params = model.init(init_key, x_train[:1])['params']
+  sample, example, evaluate = _problem(task, ds, model)
+  params = model.init(init_key, example)['params']
   opt_state = tx.init(params)
-  n = len(ds.x_train)
 
   def loss_fn(params, x, y):
     logits = model.apply({'params': params}, x)
@@ -204,19 +262,12 @@ def train(
 
   def step(carry, step_index):
     params, opt_state = carry
-    # Minibatches drawn uniformly (with replacement across steps): cheap
-    # inside the scan, and an "epoch" is n // batch_size steps.
-    idx = jax.random.randint(jax.random.fold_in(data_key, step_index),
-                             (task.batch_size,), 0, n)
-    loss, grads = jax.value_and_grad(loss_fn)(params, x_train[idx],
-                                              y_train[idx])
+    x, y = sample(jax.random.fold_in(data_key, step_index))
+    loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
     updates, opt_state = tx.update(grads, opt_state, params, value=loss)
     return (optax.apply_updates(params, updates), opt_state), loss
 
-  @jax.jit
-  def accuracy(params):
-    logits = model.apply({'params': params}, x_test)
-    return jnp.mean(jnp.argmax(logits, -1) == y_test)
+  metric_fn = jax.jit(evaluate)
 
   chunk_fns = {}
 
@@ -247,11 +298,61 @@ def train(
       on_snapshot(stop, jax.device_get(params))
     if stop % task.eval_every == 0 or stop == task.steps:
       eval_steps.append(stop)
-      eval_metric.append(float(accuracy(params)))
+      eval_metric.append(float(metric_fn(params)))
       eval_seconds.append(seconds)
       eval_jumps.append(nowcast_jumps(opt_state))
   return TrainResult(eval_steps, eval_metric, eval_seconds, eval_jumps,
                      params, opt_state)
+
+
+def steps_per_epoch(task: Task, dataset: Any) -> int:
+  """Steps in one pass over the training set (images, or characters)."""
+  if task.metric == 'valid_loss':
+    return max(1, len(dataset.train) // (task.batch_size * task.context))
+  return max(1, len(dataset.x_train) // task.batch_size)
+
+
+def _problem(task: Task, ds: Any, model: nn.Module):
+  """``(sample(key) -> (x, y), example input, evaluate(params) -> metric)``.
+
+  Minibatches are drawn uniformly (with replacement across steps): cheap
+  inside the scan, and an epoch is :func:`steps_per_epoch` steps.
+  """
+  if task.metric == 'valid_loss':
+    if not isinstance(ds, data_lib.CharCorpus):
+      raise ValueError(f'task {task.name!r} needs a text corpus, got'
+                       f' dataset {task.dataset!r}')
+    train_ids, span = jnp.asarray(ds.train), task.context + 1
+    # Held-out windows: up to 256 disjoint spans of the validation text.
+    count = min(256, len(ds.valid) // span)
+    valid = jnp.asarray(ds.valid[:count * span].reshape(count, span))
+
+    def sample(key):
+      starts = jax.random.randint(key, (task.batch_size,), 0,
+                                  len(ds.train) - span)
+      windows = jax.vmap(
+          lambda s: jax.lax.dynamic_slice(train_ids, (s,), (span,)))(starts)
+      return windows[:, :-1], windows[:, 1:]
+
+    def evaluate(params):
+      logits = model.apply({'params': params}, valid[:, :-1])
+      return optax.softmax_cross_entropy_with_integer_labels(
+          logits, valid[:, 1:]).mean()
+
+    return sample, valid[:1, :-1], evaluate
+
+  x_train, y_train = jnp.asarray(ds.x_train), jnp.asarray(ds.y_train)
+  x_test, y_test = jnp.asarray(ds.x_test), jnp.asarray(ds.y_test)
+
+  def sample(key):
+    idx = jax.random.randint(key, (task.batch_size,), 0, len(ds.x_train))
+    return x_train[idx], y_train[idx]
+
+  def evaluate(params):
+    logits = model.apply({'params': params}, x_test)
+    return jnp.mean(jnp.argmax(logits, -1) == y_test)
+
+  return sample, x_train[:1], evaluate
 
 
 def _fm16():
@@ -288,6 +389,11 @@ register(Task('mnist-mlp', 'mnist', lambda: MLP((256, 128)),
 register(Task('mnist-cnn', 'mnist', lambda: ConvNet((16, 32, 32)),
               learning_rate=3e-3, batch_size=128, steps=5_000,
               eval_every=100))
+
+
+register(Task('shakespeare-charlm', 'shakespeare', CharTransformer,
+              learning_rate=3e-3, batch_size=32, steps=3_000, eval_every=100,
+              metric='valid_loss', record_every=100, context=64))
 
 
 # Tasks used only to record meta-training trajectories.

@@ -3,9 +3,10 @@
 The JSON report (``<out>/<task>.json``) follows :data:`SCHEMA` (JSON Schema
 draft 2020-12): the task, whether the shipped forecasters saw it during
 meta-training, the metric and target (and the rule that set it), the budget,
-the machine, date and command, every run's evaluation curve (steps, test
-accuracy, training seconds, jumps so far) and, under ``summary``, per method:
-best accuracy, steps and seconds to the target, how many seeds reached it,
+the machine, date and command, every run's evaluation curve (steps, metric
+(test accuracy, or validation loss where ``higher_is_better`` is false),
+training seconds, jumps so far) and, under ``summary``, per method: best
+metric, steps and seconds to the target, how many seeds reached it,
 jumps, and speed-ups (baseline ÷ method, mean and std over seeds) against
 ``adam`` and ``adam-sweep``. ``[mean, std]`` pairs are ``null`` when no seed
 gave a value.
@@ -83,19 +84,24 @@ def _fmt(pair, digits=0, scale=1.0):
   return f'{mean * scale:.{digits}f} ± {std * scale:.{digits}f}'
 
 
+_NAMES = {'test_accuracy': 'test accuracy', 'valid_loss': 'validation loss'}
+_SHORT = {'test_accuracy': 'acc', 'valid_loss': 'loss'}
+
+
 def markdown(report: dict) -> str:
   """The table in the layout of the WNN paper's Table 5, plus seconds."""
   seen = 'seen' if report['seen_in_meta_training'] else 'unseen'
   lines = [
       f"### {report['task']} ({seen} in meta-training)",
       '',
-      f"Target test accuracy {report['target']:.4f} ({report['target_rule']});"
+      f"Target {_NAMES[report['metric']]} {report['target']:.4f}"
+      f" ({report['target_rule']});"
       f" budget {report['budget_steps']} steps; {report['seeds']} seeds;"
       f" {report['machine']}; {report['date']}.",
       f"Command: `{report['command']}`",
       '',
-      '| method | best acc | steps to target | reach | speed-up (steps) vs'
-      ' adam | vs adam-sweep | seconds to target | speed-up (s) vs adam |'
+      f"| method | best {_SHORT[report['metric']]} | steps to target | reach |"
+      ' speed-up (steps) vs adam | vs adam-sweep | seconds to target | speed-up (s) vs adam |'
       ' jumps | rollbacks |',
       '|---|---|---|---|---|---|---|---|---|---|',
   ]
@@ -112,7 +118,7 @@ def markdown(report: dict) -> str:
 
 
 def plot(report: dict, path: pathlib.Path) -> None:
-  """Test accuracy vs step per method (one line per seed), jumps marked."""
+  """The metric vs step per method (one line per seed), jumps marked."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
@@ -132,14 +138,18 @@ def plot(report: dict, path: pathlib.Path) -> None:
     ax.plot(jumps, marks, 'v', color=color, ms=5)
   ax.axhline(report['target'], color='k', ls='--', lw=0.8,
              label=f"target {report['target']:.4f}")
-  lo = min(min(r['eval_metric']) for r in report['runs'])
-  ax.set_ylim(max(lo, report['target'] - 0.1), None)
+  if report['higher_is_better']:
+    lo = min(min(r['eval_metric']) for r in report['runs'])
+    ax.set_ylim(max(lo, report['target'] - 0.1), None)
+  else:
+    hi = max(max(r['eval_metric']) for r in report['runs'])
+    ax.set_ylim(None, min(hi, report['target'] + 0.5))
   ax.set_xlabel('step')
-  ax.set_ylabel('test accuracy')
+  ax.set_ylabel(_NAMES.get(report['metric'], report['metric']))
   seen = 'seen' if report['seen_in_meta_training'] else 'unseen'
   ax.set_title(f"{report['task']} ({seen} in meta-training); ▼ = evaluation"
                ' after a jump')
-  ax.legend(loc='lower right')
+  ax.legend(loc='lower right' if report['higher_is_better'] else 'upper right')
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)

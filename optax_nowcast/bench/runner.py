@@ -6,7 +6,8 @@ Methods, each through ``nowcast`` with its published schedule:
 - ``adam-sweep``: the same at 1/3x, 1x and 3x the learning rate; its curve is
   the best of the three at each evaluation (a tuned baseline), its seconds
   those of one run (as if the best learning rate were known).
-- ``linear``, ``quadratic``, ``wnn``: WNN's schedule, a record per epoch and
+- ``linear``, ``quadratic``, ``wnn``: WNN's schedule, a record per epoch (or
+  per the task's ``record_every``) and
   a jump every 5 records (horizon 5 records), no jump in the last 10% of the
   budget.
 - ``introspection``: jumps at 30%, 40% and 50% of the budget, from the
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
+import pathlib
 import platform
 import sys
 from typing import Any, Callable, Optional, Sequence
@@ -30,6 +33,7 @@ import optax_nowcast as onc
 from optax_nowcast import data as data_lib
 from optax_nowcast import tasks as tasks_lib
 from optax_nowcast.bench import metrics
+from optax_nowcast.forecasters import _io as forecaster_io
 
 METHODS = ('adam', 'adam-sweep', 'linear', 'quadratic', 'introspection',
            'wnn', 'linear-guard', 'wnn-guard')
@@ -39,7 +43,7 @@ TARGETS = {'fmnist-cnn16': 0.895, 'fmnist-cnn32': 0.905}
 
 #: The benchmark suite (``optax-nowcast bench --suite``).
 SUITE = ('digits-mlp', 'mnist-mlp', 'mnist-cnn', 'fmnist-cnn16',
-         'fmnist-cnn32')
+         'fmnist-cnn32', 'shakespeare-charlm')
 
 SWEEP = (1 / 3, 1.0, 3.0)
 
@@ -88,67 +92,126 @@ class Run:
   rollbacks: int = 0
 
 
-def _train(task, seed, ds, wrap):
-  result = tasks_lib.train(task, seed, dataset=ds, wrap_tx=wrap)
+def _fingerprint(task: tasks_lib.Task, method: str, lr_factor: float) -> dict:
+  """What a cached run must match to be reused: the task and the forecaster."""
+  key = dict(task=task.name, steps=task.steps, eval_every=task.eval_every,
+             batch_size=task.batch_size, optimizer=task.optimizer,
+             learning_rate=task.learning_rate * lr_factor,
+             record_every=task.record_every, method=method)
+  name = method.removesuffix('-guard')
+  if name in ('wnn', 'introspection'):
+    manifest = forecaster_io.shipped_root() / name / 'manifest.json'
+    key['forecaster_sha256'] = data_lib.sha256_file(manifest)
+  return key
+
+
+def _train(task: tasks_lib.Task, seed: int, ds: Any, method: str,
+           steps_per_epoch: int, cache: Optional[pathlib.Path],
+           lr_factor: float = 1.0) -> Run:
+  """One run, read from ``cache`` if an identical one finished before."""
+  key = _fingerprint(task, method, lr_factor)
+  file = None
+  if cache is not None:
+    tag = method if lr_factor == 1.0 else f'{method}-lr{lr_factor:.3g}'
+    file = cache / task.name / f'{tag}-s{seed}.json'
+    if file.exists():
+      try:
+        saved = json.loads(file.read_text())
+      except json.JSONDecodeError:
+        saved = None  # A run cut off while writing: redo it.
+      if saved is not None and saved.get('key') == key:
+        return Run(**saved['run'])
+  result = tasks_lib.train(
+      task.replace(learning_rate=task.learning_rate * lr_factor), seed,
+      dataset=ds, wrap_tx=_wrap(method, task, steps_per_epoch))
   found = optax.tree.get_all_with_path(result.final_opt_state, 'NowcastState')
   state = found[0][1] if found else None
-  counts = (int(state.skipped), int(state.rollbacks)) if state else (0, 0)
-  return result, counts
+  run = Run(method, seed, result.eval_steps, result.eval_metric,
+            result.eval_seconds, result.eval_jumps,
+            int(state.skipped) if state else 0,
+            int(state.rollbacks) if state else 0)
+  if file is not None:
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_suffix('.tmp')
+    tmp.write_text(json.dumps(dict(key=key, run=dataclasses.asdict(run))))
+    tmp.replace(file)  # Atomic: a crash never leaves half a record.
+  return run
 
 
 def run_task(task_name: str, methods: Sequence[str], seeds: int, *,
              steps: Optional[int] = None, progress: bool = True,
-             command: Optional[str] = None) -> dict:
+             command: Optional[str] = None,
+             cache_dir: Optional[str | pathlib.Path] = None) -> dict:
   """Runs ``methods`` x ``seeds`` on a task; returns the report dict.
 
   See :mod:`optax_nowcast.bench.report` for the report's schema.
+
+  Args:
+    task_name: A registered task (:func:`optax_nowcast.tasks.get`).
+    methods: Names from :data:`METHODS`; ``adam`` is always run.
+    seeds: Seeds ``0 .. seeds - 1``.
+    steps: Overrides the task's step budget.
+    progress: Show a progress bar.
+    command: The command line recorded in the report.
+    cache_dir: If given, every finished run is saved there
+      (``<task>/<method>-s<seed>.json``) and reused by later calls with the
+      same task settings and the same shipped checkpoint, so an interrupted
+      benchmark resumes where it stopped.
+
+  Returns:
+    The report (without ``summary``; see :func:`summarize`).
   """
   for m in methods:
     if m not in METHODS:
       raise ValueError(f'methods must be among {METHODS}, got {m!r}')
   if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
     raise ValueError(f'seeds must be a positive int, got {seeds!r}')
-  methods = ['adam'] + [m for m in methods if m != 'adam']
+  methods = ['adam'] + [m for m in dict.fromkeys(methods) if m != 'adam']
   task = tasks_lib.get(task_name)
   if steps is not None:
     task = task.replace(steps=steps, eval_every=min(task.eval_every, steps))
   ds = data_lib.load(task.dataset)
-  steps_per_epoch = len(ds.x_train) // task.batch_size
+  steps_per_epoch = task.record_every or tasks_lib.steps_per_epoch(task, ds)
+  cache = pathlib.Path(cache_dir) if cache_dir is not None else None
+  better = task.higher_is_better
   runs: list[Run] = []
   jobs = [(s, m) for s in range(seeds) for m in methods]
   bar = tqdm.tqdm(jobs, desc=f'bench {task_name}', disable=not progress)
   for seed, method in bar:
     bar.set_postfix_str(f'{method} seed {seed}')
     if method == 'adam-sweep':
-      results = [_train(task.replace(learning_rate=task.learning_rate * f),
-                        seed, ds, None)[0] for f in SWEEP]
+      # The 1x member is the seed's adam run (same settings, same numbers).
+      sweep = [_train(task, seed, ds, 'adam', steps_per_epoch, cache, f)
+               for f in SWEEP]
       runs.append(Run(
-          method, seed, results[0].eval_steps,
-          metrics.envelope([r.eval_metric for r in results]),
+          method, seed, sweep[0].eval_steps,
+          metrics.envelope([r.eval_metric for r in sweep],
+                           higher_is_better=better),
           # As if the best learning rate were known: one run's time.
-          [sum(r.eval_seconds[i] for r in results) / len(results)
-           for i in range(len(results[0].eval_steps))],
-          [0] * len(results[0].eval_steps)))
+          [sum(r.eval_seconds[i] for r in sweep) / len(sweep)
+           for i in range(len(sweep[0].eval_steps))],
+          [0] * len(sweep[0].eval_steps)))
       continue
-    result, (skipped, rollbacks) = _train(
-        task, seed, ds, _wrap(method, task, steps_per_epoch))
-    runs.append(Run(method, seed, result.eval_steps, result.eval_metric,
-                    result.eval_seconds, result.eval_jumps, skipped,
-                    rollbacks))
+    runs.append(_train(task, seed, ds, method, steps_per_epoch, cache))
 
+  adam_best = [max(r.eval_metric) if better else min(r.eval_metric)
+               for r in runs if r.method == 'adam']
   if task_name in TARGETS:
     target = TARGETS[task_name]
     rule = 'from the papers (NiNo)'
-  else:
-    best = [max(r.eval_metric) for r in runs if r.method == 'adam']
-    target = 0.99 * sum(best) / len(best)
+  elif better:
+    target = 0.99 * sum(adam_best) / len(adam_best)
     rule = "99% of plain adam's mean best test accuracy within the budget"
+  else:
+    target = 1.01 * sum(adam_best) / len(adam_best)
+    rule = ("101% of plain adam's mean best (lowest) validation loss within"
+            ' the budget')
   return dict(
       schema='optax_nowcast.bench/1',
       task=task_name,
       seen_in_meta_training=seen_in_meta_training(task_name),
-      metric='test_accuracy',
-      higher_is_better=True,
+      metric=task.metric,
+      higher_is_better=better,
       target=target,
       target_rule=rule,
       budget_steps=task.steps,
@@ -164,20 +227,22 @@ def run_task(task_name: str, methods: Sequence[str], seeds: int, *,
 
 def summarize(report: dict) -> dict[str, Any]:
   """Per-method aggregates over seeds, added to the report as ``summary``."""
-  target = report['target']
+  target, better = report['target'], report['higher_is_better']
   by = {m: [r for r in report['runs'] if r['method'] == m]
         for m in report['methods']}
-  reach = {m: [metrics.first_reach(r['eval_steps'], r['eval_metric'], target)
+  reach = {m: [metrics.first_reach(r['eval_steps'], r['eval_metric'], target,
+                                   higher_is_better=better)
                for r in rs] for m, rs in by.items()}
   reach_s = {m: [metrics.first_reach(r['eval_seconds'], r['eval_metric'],
-                                     target) for r in rs]
-             for m, rs in by.items()}
+                                     target, higher_is_better=better)
+                 for r in rs] for m, rs in by.items()}
+  pick = max if better else min
   out = {}
   for m, rs in by.items():
     ok = [x for x in reach[m] if x is not None]
     ok_s = [x for x in reach_s[m] if x is not None]
     entry = dict(
-        best=metrics.mean_std([max(r['eval_metric']) for r in rs]),
+        best=metrics.mean_std([pick(r['eval_metric']) for r in rs]),
         steps_to_target=metrics.mean_std(ok),
         seconds_to_target=metrics.mean_std(ok_s),
         reached=len(ok),
