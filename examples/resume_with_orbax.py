@@ -162,6 +162,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
     start = manager.latest_step() or 0
   if start:
     state = restore(manager, start, jax.eval_shape(init))
+    onc.check_state(tx, state['opt_state'], state['params'])
     nowcast = optax.tree.get(state['opt_state'], 'NowcastState')
     print(f'restored step {start}: {int(nowcast.records)} records since the'
           f' last jump, {int(nowcast.jumps)} jumps')

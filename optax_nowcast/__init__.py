@@ -6,6 +6,7 @@ all weights to the values a forecaster predicts they will reach later.
 
 from optax_nowcast import forecasters
 from optax_nowcast import schedules
+from optax_nowcast._check import check_state
 from optax_nowcast._labels import default_label
 from optax_nowcast._nowcast import nowcast
 from optax_nowcast._nowcast import NowcastState
@@ -14,6 +15,7 @@ __version__ = '0.1.0'
 
 __all__ = (
     'NowcastState',
+    'check_state',
     'default_label',
     'forecasters',
     'nowcast',

@@ -67,10 +67,10 @@ def _bench(args: argparse.Namespace) -> int:
   command = 'optax-nowcast ' + ' '.join(sys.argv[1:])
   tables = []
   for name in names:
-    cache = None if args.fresh else pathlib.Path(args.out) / 'runs'
     rep = runner.run_task(name, methods, args.seeds, steps=args.steps,
                           progress=not args.no_progress, command=command,
-                          cache_dir=cache)
+                          cache_dir=pathlib.Path(args.out) / 'runs',
+                          reuse=not args.fresh)
     rep['summary'] = runner.summarize(rep)
     paths = report.write(rep, pathlib.Path(args.out))
     tables.append(report.markdown(rep))
@@ -164,7 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
   bench.add_argument('--out', required=True, help='output directory')
   bench.add_argument('--no-progress', action='store_true')
   bench.add_argument('--fresh', action='store_true',
-                     help='ignore runs saved under --out/runs by earlier calls')
+                     help='redo (and save again) runs saved under --out/runs by earlier'
+                     ' calls')
   bench.set_defaults(func=_bench)
   return parser
 

@@ -45,7 +45,8 @@ def test_envelope_takes_the_best_value_at_each_step():
 
 
 def test_summary_of_a_hand_made_report():
-  rep = dict(target=0.9, methods=['adam', 'linear'], runs=[
+  rep = dict(target=0.9, higher_is_better=True, methods=['adam', 'linear'],
+             runs=[
       dict(method='adam', seed=0, eval_steps=[1, 2, 3, 4],
            eval_metric=[.5, .6, .7, .9], eval_seconds=[1., 2., 3., 4.],
            eval_jumps=[0, 0, 0, 0], skipped=0, rollbacks=0),
@@ -59,6 +60,54 @@ def test_summary_of_a_hand_made_report():
   # Wall-clock: 4 s vs 4 s, no speed-up in seconds.
   assert s['linear']['speedup_seconds_vs_adam'] == (1.0, 0.0)
   assert s['linear']['jumps'] == (1.0, 0.0)
+
+
+def test_summary_of_a_hand_made_loss_report():
+  # A validation loss: lower is better, the target is reached from above.
+  rep = dict(target=1.5, higher_is_better=False, methods=['adam', 'wnn'],
+             runs=[
+                 dict(method='adam', seed=0, eval_steps=[1, 2, 3, 4],
+                      eval_metric=[3., 2., 1.6, 1.5],
+                      eval_seconds=[1., 2., 3., 4.], eval_jumps=[0] * 4,
+                      skipped=0, rollbacks=0),
+                 dict(method='wnn', seed=0, eval_steps=[1, 2, 3, 4],
+                      eval_metric=[3., 1.4, 1.7, 1.6],
+                      eval_seconds=[1., 2., 3., 4.], eval_jumps=[0, 1, 1, 1],
+                      skipped=0, rollbacks=0),
+             ])
+  s = runner.summarize(rep)
+  assert s['wnn']['steps_to_target'] == (2.0, 0.0)
+  assert s['wnn']['speedup_steps_vs_adam'] == (2.0, 0.0)
+  assert s['wnn']['best'] == (1.4, 0.0)
+  assert s['adam']['best'] == (1.5, 0.0)
+
+
+def test_bench_reuses_saved_runs_and_redoes_changed_ones(tmp_path,
+                                                        monkeypatch):
+  args = ['bench', '--task', 'digits-mlp', '--methods', 'adam,linear',
+          '--seeds', '1', '--steps', '44', '--out', str(tmp_path),
+          '--no-progress']
+  assert cli.main(args) == 0
+  first = json.loads((tmp_path / 'digits-mlp.json').read_text())
+  assert sorted(p.name for p in (tmp_path / 'runs' / 'digits-mlp').iterdir()
+                ) == ['adam-s0.json', 'linear-s0.json']
+  trained = []
+  real_train = runner.tasks_lib.train
+  monkeypatch.setattr(runner.tasks_lib, 'train',
+                      lambda task, *a, **k: trained.append(task.steps)
+                      or real_train(task, *a, **k))
+  assert cli.main(args) == 0  # Everything saved: nothing is trained again.
+  assert trained == []
+  again = json.loads((tmp_path / 'digits-mlp.json').read_text())
+  assert again['runs'] == first['runs']
+  # Another budget is another experiment; --fresh ignores saved runs.
+  assert cli.main(args[:-4] + ['66'] + args[-3:]) == 0
+  assert cli.main(args + ['--fresh']) == 0
+  assert trained == [66, 66, 44, 44]
+  # A run file cut off mid-write is redone, not trusted.
+  (tmp_path / 'runs' / 'digits-mlp' / 'linear-s0.json').write_text('{"ke')
+  assert cli.main(args) == 0
+  assert trained == [66, 66, 44, 44, 44]
 
 
 def test_bench_command_writes_a_report_that_matches_its_schema(tmp_path):

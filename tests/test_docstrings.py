@@ -5,6 +5,7 @@ import doctest
 import pytest
 
 import optax_nowcast
+from optax_nowcast import _check
 from optax_nowcast import _nowcast
 from optax_nowcast import schedules
 from optax_nowcast.forecasters import _curve_fit
@@ -13,8 +14,8 @@ from optax_nowcast.forecasters import _io
 from optax_nowcast.forecasters import _wnn
 
 
-@pytest.mark.parametrize('module', [_nowcast, _curve_fit, schedules, _wnn,
-                                    _introspection, _io],
+@pytest.mark.parametrize('module', [_check, _nowcast, _curve_fit, schedules,
+                                    _wnn, _introspection, _io],
                          ids=lambda m: m.__name__)
 def test_docstring_examples(module):
   result = doctest.testmod(module, extraglobs={'onc': optax_nowcast},

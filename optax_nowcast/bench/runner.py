@@ -107,14 +107,14 @@ def _fingerprint(task: tasks_lib.Task, method: str, lr_factor: float) -> dict:
 
 def _train(task: tasks_lib.Task, seed: int, ds: Any, method: str,
            steps_per_epoch: int, cache: Optional[pathlib.Path],
-           lr_factor: float = 1.0) -> Run:
+           reuse: bool, lr_factor: float = 1.0) -> Run:
   """One run, read from ``cache`` if an identical one finished before."""
   key = _fingerprint(task, method, lr_factor)
   file = None
   if cache is not None:
     tag = method if lr_factor == 1.0 else f'{method}-lr{lr_factor:.3g}'
     file = cache / task.name / f'{tag}-s{seed}.json'
-    if file.exists():
+    if reuse and file.exists():
       try:
         saved = json.loads(file.read_text())
       except json.JSONDecodeError:
@@ -141,7 +141,8 @@ def _train(task: tasks_lib.Task, seed: int, ds: Any, method: str,
 def run_task(task_name: str, methods: Sequence[str], seeds: int, *,
              steps: Optional[int] = None, progress: bool = True,
              command: Optional[str] = None,
-             cache_dir: Optional[str | pathlib.Path] = None) -> dict:
+             cache_dir: Optional[str | pathlib.Path] = None,
+             reuse: bool = True) -> dict:
   """Runs ``methods`` x ``seeds`` on a task; returns the report dict.
 
   See :mod:`optax_nowcast.bench.report` for the report's schema.
@@ -156,7 +157,9 @@ def run_task(task_name: str, methods: Sequence[str], seeds: int, *,
     cache_dir: If given, every finished run is saved there
       (``<task>/<method>-s<seed>.json``) and reused by later calls with the
       same task settings and the same shipped checkpoint, so an interrupted
-      benchmark resumes where it stopped.
+      benchmark resumes where it stopped. A run with other settings replaces
+      the saved one.
+    reuse: If False, every run is redone (and saved) even if saved before.
 
   Returns:
     The report (without ``summary``; see :func:`summarize`).
@@ -181,7 +184,8 @@ def run_task(task_name: str, methods: Sequence[str], seeds: int, *,
     bar.set_postfix_str(f'{method} seed {seed}')
     if method == 'adam-sweep':
       # The 1x member is the seed's adam run (same settings, same numbers).
-      sweep = [_train(task, seed, ds, 'adam', steps_per_epoch, cache, f)
+      sweep = [_train(task, seed, ds, 'adam', steps_per_epoch, cache, reuse,
+                      f)
                for f in SWEEP]
       runs.append(Run(
           method, seed, sweep[0].eval_steps,
@@ -192,7 +196,8 @@ def run_task(task_name: str, methods: Sequence[str], seeds: int, *,
            for i in range(len(sweep[0].eval_steps))],
           [0] * len(sweep[0].eval_steps)))
       continue
-    runs.append(_train(task, seed, ds, method, steps_per_epoch, cache))
+    runs.append(_train(task, seed, ds, method, steps_per_epoch, cache,
+                       reuse))
 
   adam_best = [max(r.eval_metric) if better else min(r.eval_metric)
                for r in runs if r.method == 'adam']

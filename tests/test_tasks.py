@@ -1,0 +1,60 @@
+"""The task registry and its training loop (images and characters)."""
+
+import math
+
+import numpy as np
+import optax
+import pytest
+
+import optax_nowcast as onc
+from optax_nowcast import data as data_lib
+from optax_nowcast import tasks
+
+
+def _corpus():
+  # A generated text with an obvious next-character rule: 'abcd' repeated,
+  # so a char LM's validation loss falls well below log(vocab) quickly.
+  text = 'abcd' * 3000
+  vocab = ''.join(sorted(set(text)))
+  ids = np.array([vocab.index(c) for c in text], np.int32)
+  cut = int(0.9 * len(ids))
+  return data_lib.CharCorpus('generated', text, vocab, ids[:cut], ids[cut:])
+
+
+def test_charlm_trains_and_reports_validation_loss():
+  task = tasks.get('shakespeare-charlm').replace(
+      steps=60, eval_every=20, batch_size=8, context=16)
+  assert not task.higher_is_better
+  wrap = lambda tx: optax.chain(tx, onc.nowcast(
+      onc.forecasters.linear(3, 2), record_every=10, jump_every=3))
+  result = tasks.train(task, 0, dataset=_corpus(), wrap_tx=wrap)
+  assert result.eval_steps == [20, 40, 60]
+  assert all(math.isfinite(m) for m in result.eval_metric)
+  assert result.eval_metric[-1] < 0.5 * math.log(65)
+  assert result.eval_metric[-1] < result.eval_metric[0]
+  assert result.eval_jumps[-1] == 2  # Records at 10..60: jumps at 30, 60.
+  assert tasks.steps_per_epoch(task, _corpus()) == len(_corpus().train) // 128
+
+
+def test_charlm_needs_a_text_corpus():
+  task = tasks.get('shakespeare-charlm').replace(steps=2, eval_every=1)
+  with pytest.raises(ValueError, match='needs a text corpus'):
+    tasks.train(task, 0, dataset=data_lib.load('digits'))
+
+
+@pytest.mark.parametrize('change, match', [
+    (dict(metric='bleu'), "metric must be one of .*got 'bleu'"),
+    (dict(record_every=0), 'record_every must be a positive int, got 0'),
+    (dict(context=True), 'context must be a positive int, got True'),
+    (dict(steps=2.5), 'steps must be a positive int, got 2.5'),
+    (dict(optimizer='lion'), "optimizer must be one of .*got 'lion'"),
+    (dict(learning_rate=-1.0), 'learning_rate must be positive, got -1.0'),
+])
+def test_task_rejects_bad_fields(change, match):
+  with pytest.raises(ValueError, match=match):
+    tasks.get('digits-mlp').replace(**change)
+
+
+def test_unknown_task_lists_the_known_ones():
+  with pytest.raises(ValueError, match="unknown task 'cifar'.*digits-mlp"):
+    tasks.get('cifar')
