@@ -40,21 +40,31 @@ def _resolve(name: str, spec: LabelSpec, params: Any, default: Any) -> Any:
   return tree
 
 
+def _leaves(tree: Any) -> list[tuple[str, Any]]:
+  """``(path, leaf)`` pairs of ``tree``, the path as ``jax.tree_util.keystr``."""
+  pairs, _ = jax.tree_util.tree_flatten_with_path(tree)
+  return [(jax.tree_util.keystr(path), leaf) for path, leaf in pairs]
+
+
 def resolve_labels(spec: LabelSpec, params: Any) -> list[str]:
   """The flat list of leaf labels (default: by rank, see default_label)."""
-  leaves = jax.tree.leaves(_resolve('labels', spec, params, default_label))
-  for label in leaves:
+  pairs = _leaves(_resolve('labels', spec, params, default_label))
+  for path, label in pairs:
     if not isinstance(label, str):
-      raise ValueError(f'labels must be strings, got {label!r}')
-  return leaves
+      raise ValueError(
+          "labels must be strings (a leaf kind such as 'dense'), got"
+          f' {label!r} at labels{path}'
+      )
+  return [label for _, label in pairs]
 
 
 def resolve_mask(spec: LabelSpec, params: Any) -> list[bool]:
   """The flat list of leaves to nowcast (default: all)."""
-  leaves = jax.tree.leaves(_resolve('mask', spec, params, lambda _: True))
-  for value in leaves:
+  pairs = _leaves(_resolve('mask', spec, params, lambda _: True))
+  for path, value in pairs:
     if not isinstance(value, bool):
       raise ValueError(
-          f'mask must hold Python bools (True: nowcast the leaf), got {value!r}'
+          'mask must hold Python bools (True: nowcast the leaf), got'
+          f' {value!r} at mask{path}'
       )
-  return leaves
+  return [value for _, value in pairs]

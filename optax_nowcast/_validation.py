@@ -1,16 +1,20 @@
 """Argument checks shared by the public factories.
 
-Every check raises a :class:`ValueError` that names the argument and the value
-it got, so a user knows what to change.
+Every check raises a :class:`ValueError` that names the argument, the value
+it got and what it should be, so a user knows what to change.
 """
 
 from __future__ import annotations
 
+import math
 import numbers
+import os
+import pathlib
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def positive_int(name: str, value: Any) -> int:
@@ -48,3 +52,73 @@ def positive_float(name: str, value: Any) -> float:
   if not float(value) > 0.0 or float(value) == float('inf'):
     raise ValueError(f'{name} must be a positive number, got {value!r}')
   return float(value)
+
+
+#: The largest step the int32 step counter reaches.
+INT32_MAX = 2**31 - 1
+
+
+def fits_int32(name: str, value: Any) -> Any:
+  """Returns ``value`` unless it is a Python int beyond the int32 step range."""
+  if isinstance(value, numbers.Integral) and value > INT32_MAX:
+    raise ValueError(
+        f'{name} must be at most 2**31 - 1 = {INT32_MAX} (steps are counted'
+        f' in int32), got {value!r}'
+    )
+  return value
+
+
+def non_negative_float(name: str, value: Any) -> float:
+  """Returns ``value`` as a float if it is a finite number >= 0, else raises."""
+  if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    raise ValueError(f'{name} must be a number >= 0, got {value!r}')
+  if not (float(value) >= 0.0 and math.isfinite(float(value))):
+    raise ValueError(f'{name} must be a finite number >= 0, got {value!r}')
+  return float(value)
+
+
+def finite_float(name: str, value: Any) -> float:
+  """Returns ``value`` as a float if it is a finite real number, else raises."""
+  if (
+      isinstance(value, bool)
+      or not isinstance(value, numbers.Real)
+      or not math.isfinite(float(value))
+  ):
+    raise ValueError(f'{name} must be a finite number, got {value!r}')
+  return float(value)
+
+
+def seed(name: str, value: Any) -> int:
+  """Returns ``value`` if it is an int in ``[0, 2**32)`` (a NumPy seed)."""
+  value = non_negative_int(name, value)
+  if int(value) >= 2**32:
+    raise ValueError(f'{name} must be an int in [0, 2**32), got {value!r}')
+  return int(value)
+
+
+def path(name: str, value: Any) -> pathlib.Path:
+  """Returns ``value`` as a ``pathlib.Path`` if it is a str or PathLike."""
+  if not isinstance(value, (str, os.PathLike)) or value == '':
+    raise ValueError(
+        f'{name} must be a directory path (a non-empty str or os.PathLike),'
+        f' got {value!r}'
+    )
+  return pathlib.Path(value)
+
+
+def finite_arrays(name: str, tree: Any) -> None:
+  """Raises if a concrete leaf of ``tree`` holds a NaN or an infinity.
+
+  Traced leaves (inside ``jit`` or ``grad``) cannot be checked and pass.
+  """
+  leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
+  for key_path, leaf in leaves:
+    if isinstance(leaf, jax.core.Tracer):
+      continue
+    bad = int(np.size(leaf) - np.count_nonzero(np.isfinite(leaf)))
+    if bad:
+      raise ValueError(
+          f'{name}{jax.tree_util.keystr(key_path)} holds {bad} non-finite'
+          ' values (NaN or inf); pass finite weights (e.g. from a'
+          ' meta-training run that did not diverge)'
+      )

@@ -26,12 +26,15 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
+import numbers
 import os
 import pathlib
 import zlib
 from typing import Iterator, NoReturn, Optional, Union
 
 import numpy as np
+
+from optax_nowcast import _validation
 
 PathLike = Union[str, os.PathLike]
 
@@ -183,6 +186,10 @@ class CharCorpus:
       ValueError: if an id is out of range.
     """
     ids = np.asarray(ids).reshape(-1)
+    if ids.size and not np.issubdtype(ids.dtype, np.integer):
+      raise ValueError(
+          f'ids must be integer token ids, got an array of dtype {ids.dtype}'
+      )
     if ids.size and (ids.min() < 0 or ids.max() >= len(self.vocab)):
       raise ValueError(
           f'token ids must lie in [0, {len(self.vocab)}), got range'
@@ -203,7 +210,7 @@ def data_dir(path: Optional[PathLike] = None) -> pathlib.Path:
     ``XDG_CACHE_HOME`` is unset). The directory need not exist.
   """
   if path is not None:
-    return pathlib.Path(path).expanduser()
+    return _validation.path('path', path).expanduser()
   env = os.environ.get(DATA_DIR_ENV)
   if env:
     return pathlib.Path(env).expanduser()
@@ -242,6 +249,11 @@ def verify_file(file: PathLike, expected: str) -> None:
   Raises:
     ValueError: if the digest differs, naming the file.
   """
+  if not isinstance(expected, str) or len(expected) != 64:
+    raise ValueError(
+        f'expected must be a hex SHA256 digest of 64 characters, got'
+        f' {expected!r}'
+    )
   got = sha256_file(pathlib.Path(file))
   if got != expected.lower():
     raise ValueError(
@@ -276,6 +288,11 @@ def parse_idx(data: bytes, source: str = '<bytes>') -> np.ndarray:
   Raises:
     ValueError: if the header is malformed or the data size does not match it.
   """
+  if not isinstance(data, (bytes, bytearray, memoryview)):
+    raise ValueError(
+        f'data must be bytes (e.g. gzip.decompress of the file), got'
+        f' {type(data).__name__}'
+    )
   if len(data) < 4:
     raise ValueError(f'{source}: not an IDX file (only {len(data)} bytes)')
   if data[0] != 0 or data[1] != 0:
@@ -459,10 +476,18 @@ def load_digits(*, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
     16) of shape ``(N, 8, 8, 1)`` and int32 labels 0..9; 1797 images in all.
 
   Raises:
-    ValueError: if ``test_fraction`` is not in (0, 1).
+    ValueError: if ``test_fraction`` is not a number in (0, 1) or ``seed`` is
+      not an int in ``[0, 2**32)``.
   """
-  if not 0.0 < test_fraction < 1.0:
-    raise ValueError(f'test_fraction must be in (0, 1), got {test_fraction}')
+  if (
+      isinstance(test_fraction, bool)
+      or not isinstance(test_fraction, numbers.Real)
+      or not 0.0 < test_fraction < 1.0
+  ):
+    raise ValueError(
+        f'test_fraction must be a number in (0, 1), got {test_fraction!r}'
+    )
+  seed = _validation.seed('seed', seed)
   from sklearn import datasets  # pylint: disable=g-import-not-at-top
 
   digits = datasets.load_digits()
@@ -540,16 +565,28 @@ def batches(
     An iterator of ``(x_batch, y_batch)`` pairs of numpy arrays.
 
   Raises:
-    ValueError: (at call time, not on first iteration) if the lengths differ,
-      ``batch_size`` is not in ``[1, len(x)]`` or ``epochs`` is negative.
+    ValueError: (at call time, not on first iteration) if ``x`` or ``y`` has
+      no first axis, is empty, or the lengths differ, ``batch_size`` is not
+      an int in ``[1, len(x)]``, ``seed`` is not an int in ``[0, 2**32)`` or
+      ``epochs`` is not an int >= 0 or ``None``.
   """
+  for name, array in (('x', x), ('y', y)):
+    if np.ndim(array) == 0:
+      raise ValueError(
+          f'{name} must be an array with one row per example, got shape'
+          f' {np.shape(array)}'
+      )
   n = len(x)
   if len(y) != n:
     raise ValueError(f'x and y lengths differ: {n} vs {len(y)}')
-  if not 1 <= batch_size <= n:
+  if n == 0:
+    raise ValueError('x and y are empty; pass at least one example')
+  batch_size = _validation.positive_int('batch_size', batch_size)
+  if batch_size > n:
     raise ValueError(f'batch_size must be in [1, {n}], got {batch_size}')
-  if epochs is not None and epochs < 0:
-    raise ValueError(f'epochs must be >= 0 or None, got {epochs}')
+  seed = _validation.seed('seed', seed)
+  if epochs is not None:
+    epochs = _validation.non_negative_int('epochs', epochs)
   return _batches(x, y, batch_size, seed, epochs)
 
 

@@ -69,6 +69,8 @@ def _horizon_fn(horizon: Horizon) -> Callable[[jax.Array], jax.Array]:
     # e.g. injected by optax.inject_hyperparams: may be traced, so it cannot
     # be checked here.
     return lambda jump: horizon.astype(jnp.float32)
+  if isinstance(horizon, np.ndarray) and horizon.ndim == 0:
+    horizon = horizon.item()
   if isinstance(horizon, (list, tuple, np.ndarray)):
     if len(horizon) == 0:
       raise ValueError('horizon must not be an empty sequence, got []')
@@ -167,20 +169,26 @@ def periodic(
   Returns:
     A :class:`PeriodicSchedule`.
   """
-  record_every = _validation.positive_int('record_every', record_every)
-  jump_every = _validation.positive_int('jump_every', jump_every)
+  record_every = _validation.fits_int32(
+      'record_every', _validation.positive_int('record_every', record_every)
+  )
+  jump_every = _validation.fits_int32(
+      'jump_every', _validation.positive_int('jump_every', jump_every)
+  )
   window = _validation.positive_int('window', window)
   if jump_every < window:
     raise ValueError(
         f'jump_every must be at least the forecaster window ({window}) so the'
         f' history can fill between jumps, got jump_every={jump_every}'
     )
-  first_jump_step = _validation.non_negative_int(
-      'first_jump_step', first_jump_step
+  first_jump_step = _validation.fits_int32(
+      'first_jump_step',
+      _validation.non_negative_int('first_jump_step', first_jump_step),
   )
   if last_jump_step is not None:
-    last_jump_step = _validation.non_negative_int(
-        'last_jump_step', last_jump_step
+    last_jump_step = _validation.fits_int32(
+        'last_jump_step',
+        _validation.non_negative_int('last_jump_step', last_jump_step),
     )
     if (
         isinstance(last_jump_step, int)
@@ -292,10 +300,21 @@ def introspection(
     )
   if len(jump_steps) == 0:
     raise ValueError('jump_steps must not be empty, got []')
-  steps = [_validation.positive_int('jump_steps', t) for t in jump_steps]
+  steps = [
+      _validation.fits_int32(
+          'jump_steps', _validation.positive_int('jump_steps', t)
+      )
+      for t in jump_steps
+  ]
   if any(b <= a for a, b in zip(steps, steps[1:])):
     raise ValueError(f'jump_steps must be strictly increasing, got {steps}')
-  fractions = [float(f) for f in fractions]
+  if isinstance(fractions, (str, bytes)) or not isinstance(
+      fractions, (list, tuple, np.ndarray)
+  ):
+    raise ValueError(
+        f'fractions must be a sequence of numbers in (0, 1), got {fractions!r}'
+    )
+  fractions = [_validation.finite_float('fractions', f) for f in fractions]
   if not fractions or any(not 0.0 < f < 1.0 for f in fractions) or any(
       b <= a for a, b in zip(fractions, fractions[1:])
   ):

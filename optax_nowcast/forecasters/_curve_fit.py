@@ -7,6 +7,8 @@ is fitted by a polynomial in time, which is evaluated at the target step.
 
 from __future__ import annotations
 
+import numbers
+
 import jax
 import jax.numpy as jnp
 
@@ -32,7 +34,31 @@ def polyfit_coefficients(
 
   Returns:
     The ``(window,)`` float32 weights.
+
+  Raises:
+    ValueError: if ``degree`` is not an int in ``[0, window)``, ``times`` is
+      not 1-d or ``target`` is not a scalar (checked on shapes only, so it
+      works on traced arrays).
   """
+  if (
+      isinstance(degree, bool)
+      or not isinstance(degree, numbers.Integral)
+      or degree < 0
+  ):
+    raise ValueError(f'degree must be a non-negative int, got {degree!r}')
+  if jnp.ndim(times) != 1:
+    raise ValueError(
+        f'times must be 1-d (one step per value), got shape {jnp.shape(times)}'
+    )
+  if degree >= jnp.shape(times)[0]:
+    raise ValueError(
+        f'degree must be less than the number of times'
+        f' ({jnp.shape(times)[0]}) for a least-squares fit, got {degree}'
+    )
+  if jnp.ndim(target) != 0:
+    raise ValueError(
+        f'target must be a scalar step, got shape {jnp.shape(target)}'
+    )
   times = jnp.asarray(times, jnp.float32)
   centre = jnp.mean(times)
   scale = jnp.maximum(jnp.max(jnp.abs(times - centre)), 1e-12)

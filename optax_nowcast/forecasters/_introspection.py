@@ -15,6 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from optax_nowcast import _validation
 from optax_nowcast.forecasters._base import Forecaster
 from optax_nowcast.forecasters._wnn import check_key
 from optax_nowcast.forecasters._wnn import check_params
@@ -157,6 +158,11 @@ def introspection(
     A :class:`~optax_nowcast.forecasters.Forecaster` with ``window=4`` and
     ``horizon=None``.
 
+  Raises:
+    ValueError: if ``weights`` do not have the paths and shapes of
+      :func:`init_introspection_weights` or hold a NaN or inf, or if both
+      ``weights`` and ``key`` are given.
+
   Example:
     >>> import optax, optax_nowcast as onc
     >>> tx = optax.chain(optax.adam(1e-4), onc.nowcast(
@@ -178,6 +184,7 @@ def introspection(
           f' both, got key={key!r}'
       )
     check_params('weights', weights, _expected_params())
+    _validation.finite_arrays('weights', weights)
     weights = jax.tree.map(lambda w: jnp.asarray(w, jnp.float32), weights)
 
   return Forecaster(

@@ -24,6 +24,7 @@ from typing import Any, Callable, Optional, Union
 import jax
 import orbax.checkpoint as ocp
 
+from optax_nowcast import _validation
 from optax_nowcast import data as data_lib
 from optax_nowcast.forecasters._base import Forecaster
 
@@ -70,19 +71,45 @@ def save(directory: PathLike, kind: str, weights: Any, *,
   """Writes ``weights`` of a ``kind`` forecaster and its manifest.
 
   Args:
-    directory: The checkpoint directory (replaced if it exists).
+    directory: The checkpoint directory (replaced if it holds a checkpoint).
     kind: ``'wnn'`` or ``'introspection'``.
     weights: The forecaster's weights pytree.
     manifest: Extra manifest entries (config, data, validation, command).
 
   Returns:
     The checkpoint directory.
+
+  Raises:
+    ValueError: for an unknown ``kind``, ``weights`` that do not fit a
+      ``kind`` forecaster, a ``manifest`` that is not a JSON-serialisable
+      dict, or a ``directory`` that is a file or a non-empty directory other
+      than a checkpoint (which ``save`` refuses to delete).
   """
-  if kind not in _factories():
+  directory = _validation.path('directory', directory).resolve()
+  factories = _factories()
+  if not isinstance(kind, str) or kind not in factories:
+    raise ValueError(f'kind must be one of {sorted(factories)}, got {kind!r}')
+  factories[kind][0](weights)  # raises if the weights do not fit the kind
+  if manifest is not None and not isinstance(manifest, dict):
     raise ValueError(
-        f'kind must be one of {sorted(_factories())}, got {kind!r}')
-  directory = pathlib.Path(directory).resolve()
+        f'manifest must be a dict of extra entries or None, got {manifest!r}')
+  try:
+    json.dumps(manifest)
+  except (TypeError, ValueError) as e:
+    raise ValueError(
+        f'manifest must be JSON-serialisable (str, numbers, lists, dicts),'
+        f' got {manifest!r}: {e}') from e
   if directory.exists():
+    if not directory.is_dir():
+      raise ValueError(
+          f'directory {str(directory)!r} is a file; pass a directory path')
+    foreign = sorted(p.name for p in directory.iterdir()
+                     if p.name not in (MANIFEST, 'weights'))
+    if foreign:
+      raise ValueError(
+          f'directory {str(directory)!r} holds {foreign}, so it is not a'
+          ' forecaster checkpoint that save may replace; pass a new or empty'
+          ' directory')
     shutil.rmtree(directory)
   directory.mkdir(parents=True)
   weights_dir = directory / 'weights'
@@ -97,9 +124,17 @@ def save(directory: PathLike, kind: str, weights: Any, *,
 
 def read_manifest(directory: PathLike) -> dict:
   """The manifest of a checkpoint directory, checked against its files."""
-  directory = pathlib.Path(directory)
+  directory = _validation.path('directory', directory)
   name = directory.name
   manifest_file = directory / MANIFEST
+  if not directory.is_dir() or not any(directory.iterdir()):
+    what = ('is empty' if directory.is_dir() else
+            'is a file' if directory.exists() else 'does not exist')
+    raise FileNotFoundError(
+        f'directory {str(directory)!r} {what}: it is not a forecaster'
+        f' checkpoint ({MANIFEST} and weights/). Pass a directory written by'
+        ' optax_nowcast.forecasters.save (or `optax-nowcast train-forecaster'
+        ' --out`), or use forecasters.load(name) for a shipped one.')
   if not manifest_file.is_file():
     raise FileNotFoundError(
         f'forecaster checkpoint {name!r}: {manifest_file} is missing. '
@@ -110,8 +145,19 @@ def read_manifest(directory: PathLike) -> dict:
     raise ValueError(
         f'forecaster checkpoint {name!r}: {manifest_file} is not valid JSON'
         f' ({e}). ' + RESTORE_HINT.format(name=name)) from e
+  expected = manifest.get('checksums') if isinstance(manifest, dict) else None
+  if not isinstance(expected, dict) or not expected:
+    raise ValueError(
+        f'forecaster checkpoint {name!r}: {manifest_file} is not a manifest'
+        ' written by optax_nowcast.forecasters.save (it needs a JSON object'
+        ' with a non-empty "checksums" table). '
+        + RESTORE_HINT.format(name=name))
+  if manifest.get('format', 1) != 1:
+    raise ValueError(
+        f'forecaster checkpoint {name!r}: {manifest_file} has format'
+        f' {manifest.get("format")!r}, but this optax-nowcast reads format 1;'
+        ' upgrade optax-nowcast or rebuild the checkpoint.')
   weights_dir = directory / 'weights'
-  expected = manifest.get('checksums', {})
   actual = _checksums(weights_dir) if weights_dir.is_dir() else {}
   for rel, digest in expected.items():
     if rel not in actual:
@@ -127,8 +173,24 @@ def read_manifest(directory: PathLike) -> dict:
 
 
 def load_from(directory: PathLike, **kwargs: Any) -> Forecaster:
-  """Loads the forecaster in a checkpoint directory (checksums verified)."""
-  directory = pathlib.Path(directory)
+  """Loads the forecaster in a checkpoint directory (checksums verified).
+
+  Args:
+    directory: A checkpoint directory written by :func:`save`.
+    **kwargs: Passed on to the forecaster's factory (e.g. ``horizon``); they
+      override the manifest's ``forecaster`` entries.
+
+  Returns:
+    The :class:`Forecaster`.
+
+  Raises:
+    FileNotFoundError: if ``directory`` does not exist, is a file or is
+      empty, or its manifest or a weights file is missing; the message names
+      it.
+    ValueError: if the manifest is not one :func:`save` writes, a file fails
+      its checksum, or the weights do not fit the kind the manifest names.
+  """
+  directory = _validation.path('directory', directory)
   manifest = read_manifest(directory)
   kind = manifest.get('kind')
   factories = _factories()
@@ -138,11 +200,22 @@ def load_from(directory: PathLike, **kwargs: Any) -> Forecaster:
         f' {directory / MANIFEST}')
   factory, init = factories[kind]
   target = jax.eval_shape(init, jax.random.key(0))
-  with ocp.StandardCheckpointer() as checkpointer:
-    weights = checkpointer.restore(directory / 'weights', target)
-  config = dict(manifest.get('forecaster', {}))
-  config.update(kwargs)
-  return factory(weights, **config)
+  try:
+    with ocp.StandardCheckpointer() as checkpointer:
+      weights = checkpointer.restore(directory / 'weights', target)
+  except (ValueError, KeyError, TypeError) as e:
+    raise ValueError(
+        f'forecaster checkpoint {directory.name!r}: the weights in'
+        f' {directory / "weights"} cannot be read as weights of kind'
+        f' {kind!r} (the kind its {MANIFEST} names): {str(e)[:300]}. '
+        + RESTORE_HINT.format(name=directory.name)) from e
+  config = manifest.get('forecaster', {})
+  if not isinstance(config, dict):
+    raise ValueError(
+        f'forecaster checkpoint {directory.name!r}: "forecaster" in'
+        f' {directory / MANIFEST} must be a dict of keyword arguments, got'
+        f' {config!r}')
+  return factory(weights, **{**config, **kwargs})
 
 
 def load(name: str, **kwargs: Any) -> Forecaster:

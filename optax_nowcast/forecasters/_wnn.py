@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
 from typing import Any, Mapping, Optional
 
 import flax.linen as nn
@@ -416,6 +415,11 @@ def wnn(
   Returns:
     A :class:`~optax_nowcast.forecasters.Forecaster` with ``window=5``.
 
+  Raises:
+    ValueError: if ``weights`` do not have the labels, paths and shapes of
+      :func:`init_wnn_weights` or hold a NaN or inf, if both ``weights`` and
+      ``key`` are given, or if ``horizon`` is not a finite number > 0.
+
   Example:
     >>> import optax, optax_nowcast as onc
     >>> f = onc.forecasters.wnn()  # untrained: pass meta-trained weights
@@ -438,6 +442,7 @@ def wnn(
           f' both, got key={key!r}'
       )
     _check_weights(weights)
+    _validation.finite_arrays('weights', weights)
     weights = {
         label: jax.tree.map(
             lambda w: jnp.asarray(w, jnp.float32), weights[label]
@@ -488,14 +493,6 @@ def wnn_apply_batch(
   return _apply_batch(weights, windows, label)
 
 
-def _non_negative_float(name: str, value: Any) -> float:
-  if isinstance(value, bool) or not isinstance(value, numbers.Real):
-    raise ValueError(f'{name} must be a number >= 0, got {value!r}')
-  if not (float(value) >= 0.0 and math.isfinite(float(value))):
-    raise ValueError(f'{name} must be a finite number >= 0, got {value!r}')
-  return float(value)
-
-
 def wnn_l1_penalty(
     weights: Mapping[str, Params], kernel: float = 1e-6, bias: float = 0.1
 ) -> jax.Array:
@@ -524,6 +521,6 @@ def wnn_l1_penalty(
     576
   """
   _check_weights(weights)
-  kernel = _non_negative_float('kernel', kernel)
-  bias = _non_negative_float('bias', bias)
+  kernel = _validation.non_negative_float('kernel', kernel)
+  bias = _validation.non_negative_float('bias', bias)
   return _l1(weights, kernel, bias)
