@@ -18,6 +18,25 @@ def _positive_int(text: str) -> int:
   return value
 
 
+def _out_dir(text: str) -> str:
+  """An output directory: absent (it is created) or a directory."""
+  import os  # pylint: disable=g-import-not-at-top
+  if os.path.exists(text) and not os.path.isdir(text):
+    raise argparse.ArgumentTypeError(
+        f'{text!r} exists and is not a directory; give a directory path')
+  return text
+
+
+def _in_dir(text: str) -> str:
+  """An existing input directory."""
+  import os  # pylint: disable=g-import-not-at-top
+  if not os.path.isdir(text):
+    raise argparse.ArgumentTypeError(
+        f'{text!r} is not a directory; record trajectories there first with'
+        ' `optax-nowcast collect --out DIR`')
+  return text
+
+
 def _demo(args: argparse.Namespace) -> int:
   args.task, args.suite, args.steps = 'digits-mlp', False, None
   args.fresh = True  # The demo always measures anew.
@@ -99,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
   demo.add_argument('--methods', default='adam,linear,wnn',
                     help='comma-separated methods, as for bench')
   demo.add_argument('--seeds', type=_positive_int, default=3)
-  demo.add_argument('--out', default='nowcast_demo',
+  demo.add_argument('--out', default='nowcast_demo', type=_out_dir,
                     help='where to write digits-mlp.{json,md,png}')
   demo.add_argument('--no-progress', action='store_true',
                     help='hide the progress bar')
@@ -113,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
           ' under --out (one directory per run). Finished runs are skipped,'
           ' so an interrupted collection resumes where it stopped.'))
   collect.add_argument('--zoo', choices=('tiny', 'full'), default='full')
-  collect.add_argument('--out', required=True, help='trajectory directory')
+  collect.add_argument('--out', required=True, type=_out_dir,
+                       help='trajectory directory')
   collect.add_argument('--snapshot-every', type=_positive_int, default=20)
   collect.add_argument('--no-progress', action='store_true')
   collect.set_defaults(func=_collect)
@@ -127,8 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
           ' tasks next to the last and linear baselines, and saves weights and'
           ' manifest to --out (orbax-checkpoint).'))
   fit.add_argument('--kind', choices=('wnn', 'introspection'), required=True)
-  fit.add_argument('--trajectories', required=True)
-  fit.add_argument('--out', required=True, help='checkpoint directory')
+  fit.add_argument('--trajectories', required=True, type=_in_dir,
+                   help='directory written by collect')
+  fit.add_argument('--out', required=True, type=_out_dir,
+                   help='checkpoint directory')
   fit.add_argument('--holdout', default='fmnist-mlp',
                    help='comma-separated tasks used only for validation')
   fit.add_argument('--steps', type=_positive_int, default=4000)
@@ -161,7 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
   bench.add_argument('--seeds', type=_positive_int, default=3)
   bench.add_argument('--steps', type=_positive_int, default=None,
                      help="override the task's step budget")
-  bench.add_argument('--out', required=True, help='output directory')
+  bench.add_argument('--out', required=True, type=_out_dir,
+                     help='output directory')
   bench.add_argument('--no-progress', action='store_true')
   bench.add_argument('--fresh', action='store_true',
                      help='redo (and save again) runs saved under --out/runs by earlier'

@@ -1,0 +1,54 @@
+"""Bad input to the ``optax-nowcast`` command: a one-line error, exit code 2."""
+
+import pytest
+
+from optax_nowcast import cli
+
+
+@pytest.fixture
+def a_file(tmp_path):
+  path = tmp_path / 'not_a_dir'
+  path.write_text('x')
+  return str(path)
+
+
+@pytest.mark.parametrize('argv, match', [
+    (['collect', '--out', '{file}'], 'exists and is not a directory'),
+    (['collect', '--out', '{tmp}', '--snapshot-every', '0'],
+     "must be a positive int, got '0'"),
+    (['collect', '--out', '{tmp}', '--zoo', 'huge'], "invalid choice: 'huge'"),
+    (['bench', '--task', 'digits-mlp', '--out', '{file}'],
+     'exists and is not a directory'),
+    (['bench', '--task', 'digits-mlp', '--out', '{tmp}', '--steps', '-3'],
+     "must be a positive int, got '-3'"),
+    (['demo', '--seeds', 'two'], "must be a positive int, got 'two'"),
+    (['demo', '--out', '{file}'], 'exists and is not a directory'),
+    (['train-forecaster', '--kind', 'wnn', '--trajectories', '{tmp}/none',
+      '--out', '{tmp}/ckpt'], 'is not a directory; record trajectories'),
+    (['train-forecaster', '--kind', 'wnn', '--trajectories', '{tmp}',
+      '--out', '{file}'], 'exists and is not a directory'),
+    (['train-forecaster', '--kind', 'lstm', '--trajectories', '{tmp}',
+      '--out', '{tmp}/ckpt'], "invalid choice: 'lstm'"),
+])
+def test_argument_errors(argv, match, tmp_path, a_file, capsys):
+  argv = [a.format(file=a_file, tmp=tmp_path) for a in argv]
+  with pytest.raises(SystemExit) as info:
+    cli.main(argv)
+  assert info.value.code == 2
+  assert match in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('argv, match', [
+    (['bench', '--task', 'cifar', '--out', '{tmp}'], "unknown task 'cifar'"),
+    (['bench', '--task', 'digits-mlp', '--methods', 'adam,magic',
+      '--out', '{tmp}'], "got 'magic'"),
+    (['train-forecaster', '--kind', 'wnn', '--trajectories', '{tmp}',
+      '--out', '{tmp}/ckpt'], 'no complete trajectories under'),
+])
+def test_value_errors_exit_2_with_one_line(argv, match, tmp_path, capsys):
+  argv = [a.format(tmp=tmp_path) for a in argv]
+  assert cli.main(argv) == 2
+  err = capsys.readouterr().err
+  assert match in err
+  assert err.startswith(f'optax-nowcast {argv[0]}: error: ')
+  assert 'Traceback' not in err
