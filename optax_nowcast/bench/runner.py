@@ -38,7 +38,7 @@ from optax_nowcast.forecasters import _io as forecaster_io
 METHODS = ('adam', 'adam-sweep', 'linear', 'quadratic', 'introspection',
            'wnn', 'linear-guard', 'wnn-guard')
 
-#: Targets from the papers; other tasks use 99% of Adam's mean best.
+#: Targets from the papers; other tasks use :data:`TARGET_FRACTION`.
 TARGETS = {'fmnist-cnn16': 0.895, 'fmnist-cnn32': 0.905}
 
 #: The benchmark suite (``optax-nowcast bench --suite``).
@@ -46,6 +46,14 @@ SUITE = ('digits-mlp', 'mnist-mlp', 'mnist-cnn', 'fmnist-cnn16',
          'fmnist-cnn32', 'shakespeare-charlm')
 
 SWEEP = (1 / 3, 1.0, 3.0)
+
+#: Tasks without a published target take the level that every seed of plain
+#: Adam reaches within this fraction of the budget (per seed its best so far
+#: there; the worst of those over seeds): Adam needs most of the budget to get
+#: there, so a method has room to be sooner, and every Adam seed counts.
+#: (A fraction of Adam's final best, e.g. 99%, is often reached before the
+#: first jump, and then measures nothing.)
+TARGET_FRACTION = 0.75
 
 
 def _wrap(method: str, task: tasks_lib.Task, steps_per_epoch: int
@@ -199,18 +207,18 @@ def run_task(task_name: str, methods: Sequence[str], seeds: int, *,
     runs.append(_train(task, seed, ds, method, steps_per_epoch, cache,
                        reuse))
 
-  adam_best = [max(r.eval_metric) if better else min(r.eval_metric)
-               for r in runs if r.method == 'adam']
+  pick = max if better else min
+  adam_level = [pick([m for x, m in zip(r.eval_steps, r.eval_metric)
+                      if x <= TARGET_FRACTION * task.steps]
+                     or r.eval_metric[:1])
+                for r in runs if r.method == 'adam']
   if task_name in TARGETS:
     target = TARGETS[task_name]
     rule = 'from the papers (NiNo)'
-  elif better:
-    target = 0.99 * sum(adam_best) / len(adam_best)
-    rule = "99% of plain adam's mean best test accuracy within the budget"
   else:
-    target = 1.01 * sum(adam_best) / len(adam_best)
-    rule = ("101% of plain adam's mean best (lowest) validation loss within"
-            ' the budget')
+    target = min(adam_level) if better else max(adam_level)
+    rule = (f"the worst over seeds of plain adam's best {task.metric} within"
+            f' the first {TARGET_FRACTION:.0%} of the budget')
   return dict(
       schema='optax_nowcast.bench/1',
       task=task_name,
