@@ -44,6 +44,18 @@ def test_envelope_takes_the_best_value_at_each_step():
                           higher_is_better=False) == [2.0, 1.0]
 
 
+def test_default_target_is_reached_by_every_baseline_seed_in_time():
+  steps = [1, 2, 3, 4]
+  curves = [(steps, [.5, .8, .7, .95]), (steps, [.6, .7, .75, .9])]
+  # By step 3: bests .8 and .75; every seed reaches .75.
+  assert metrics.level_reached_by_all(curves, 3) == .75
+  losses = [(steps, [3., 2., 2.5, 1.]), (steps, [3., 2.2, 1.9, 1.])]
+  assert metrics.level_reached_by_all(losses, 3,
+                                      higher_is_better=False) == 2.0
+  # No evaluation by then: the first one counts.
+  assert metrics.level_reached_by_all(curves, 0) == .5
+
+
 def test_summary_of_a_hand_made_report():
   rep = dict(target=0.9, higher_is_better=True, methods=['adam', 'linear'],
              runs=[

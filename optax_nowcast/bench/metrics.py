@@ -63,3 +63,27 @@ def envelope(curves: Sequence[Sequence[float]], *,
   arr = np.asarray(curves, np.float64)
   best = arr.max(0) if higher_is_better else arr.min(0)
   return best.tolist()
+
+
+def level_reached_by_all(curves: Sequence[tuple[Sequence[float],
+                                                Sequence[float]]],
+                         until: float, *, higher_is_better: bool = True
+                         ) -> float:
+  """The best level that every curve reaches by step ``until``.
+
+  Per curve its best metric at steps ``<= until`` (its first value if it has
+  none there), then the worst of those over curves.
+
+  Args:
+    curves: ``(steps, metric)`` per seed.
+    until: The last step that counts.
+    higher_is_better: Whether the metric is an accuracy (True) or a loss.
+
+  Returns:
+    The level: a target that every curve reaches by ``until``.
+  """
+  if not curves:
+    raise ValueError('curves must not be empty')
+  pick, worst = (max, min) if higher_is_better else (min, max)
+  return worst(pick([m for x, m in zip(steps, metric) if x <= until]
+                    or list(metric[:1])) for steps, metric in curves)

@@ -207,16 +207,13 @@ def run_task(task_name: str, methods: Sequence[str], seeds: int, *,
     runs.append(_train(task, seed, ds, method, steps_per_epoch, cache,
                        reuse))
 
-  pick = max if better else min
-  adam_level = [pick([m for x, m in zip(r.eval_steps, r.eval_metric)
-                      if x <= TARGET_FRACTION * task.steps]
-                     or r.eval_metric[:1])
-                for r in runs if r.method == 'adam']
   if task_name in TARGETS:
     target = TARGETS[task_name]
     rule = 'from the papers (NiNo)'
   else:
-    target = min(adam_level) if better else max(adam_level)
+    target = metrics.level_reached_by_all(
+        [(r.eval_steps, r.eval_metric) for r in runs if r.method == 'adam'],
+        TARGET_FRACTION * task.steps, higher_is_better=better)
     rule = (f"the worst over seeds of plain adam's best {task.metric} within"
             f' the first {TARGET_FRACTION:.0%} of the budget')
   return dict(
