@@ -57,7 +57,8 @@ def test_default_target_is_reached_by_every_baseline_seed_in_time():
 
 
 def test_summary_of_a_hand_made_report():
-  rep = dict(target=0.9, higher_is_better=True, methods=['adam', 'linear'],
+  rep = dict(target=0.9, higher_is_better=True, budget_steps=4,
+             methods=['adam', 'linear'],
              runs=[
       dict(method='adam', seed=0, eval_steps=[1, 2, 3, 4],
            eval_metric=[.5, .6, .7, .9], eval_seconds=[1., 2., 3., 4.],
@@ -76,7 +77,8 @@ def test_summary_of_a_hand_made_report():
 
 def test_summary_of_a_hand_made_loss_report():
   # A validation loss: lower is better, the target is reached from above.
-  rep = dict(target=1.5, higher_is_better=False, methods=['adam', 'wnn'],
+  rep = dict(target=1.5, higher_is_better=False, budget_steps=4,
+             methods=['adam', 'wnn'],
              runs=[
                  dict(method='adam', seed=0, eval_steps=[1, 2, 3, 4],
                       eval_metric=[3., 2., 1.6, 1.5],
@@ -91,6 +93,11 @@ def test_summary_of_a_hand_made_loss_report():
   assert s['wnn']['steps_to_target'] == (2.0, 0.0)
   assert s['wnn']['speedup_steps_vs_adam'] == (2.0, 0.0)
   assert s['wnn']['best'] == (1.4, 0.0)
+  rep['target'] = 1.45  # Adam never gets there: it counts as the budget.
+  s = runner.summarize(rep)
+  assert s['adam']['steps_to_target'] is None
+  assert s['adam']['steps_or_budget'] == (4.0, 0.0)
+  assert s['wnn']['steps_or_budget'] == (2.0, 0.0)
   assert s['adam']['best'] == (1.5, 0.0)
 
 

@@ -62,10 +62,12 @@ SCHEMA: dict[str, Any] = {
             }}},
         'summary': {'type': 'object', 'additionalProperties': {
             'type': 'object',
-            'required': ['best', 'steps_to_target', 'seconds_to_target',
+            'required': ['best', 'steps_to_target', 'steps_or_budget',
+                         'seconds_to_target',
                          'reached', 'jumps', 'skipped', 'rollbacks'],
             'properties': {
                 'best': _PAIR, 'steps_to_target': _PAIR,
+                'steps_or_budget': _PAIR,
                 'seconds_to_target': _PAIR, 'reached': {'type': 'integer'},
                 'jumps': _PAIR, 'skipped': _PAIR, 'rollbacks': _PAIR,
                 'speedup_steps_vs_adam': _PAIR,
@@ -101,14 +103,15 @@ def markdown(report: dict) -> str:
       f"Command: `{report['command']}`",
       '',
       f"| method | best {_SHORT[report['metric']]} | steps to target | reach |"
-      ' speed-up (steps) vs adam | vs adam-sweep | seconds to target | speed-up (s) vs adam |'
-      ' jumps | rollbacks |',
-      '|---|---|---|---|---|---|---|---|---|---|',
+      ' steps, never = budget | speed-up (steps) vs adam | vs adam-sweep |'
+      ' seconds to target | speed-up (s) vs adam | jumps | rollbacks |',
+      '|---|---|---|---|---|---|---|---|---|---|---|',
   ]
   for method, s in report['summary'].items():
     lines.append(
         f"| {method} | {_fmt(s['best'], 4)} | {_fmt(s['steps_to_target'])} |"
         f" {s['reached']}/{report['seeds']} |"
+        f" {_fmt(s.get('steps_or_budget'))} |"
         f" {_fmt(s.get('speedup_steps_vs_adam'), 2)} |"
         f" {_fmt(s.get('speedup_steps_vs_adam_sweep'), 2)} |"
         f" {_fmt(s['seconds_to_target'], 1)} |"

@@ -254,6 +254,9 @@ def summarize(report: dict) -> dict[str, Any]:
     entry = dict(
         best=metrics.mean_std([pick(r['eval_metric']) for r in rs]),
         steps_to_target=metrics.mean_std(ok),
+        # A seed that never reached counts as the budget: a lower bound.
+        steps_or_budget=metrics.mean_std(
+            [report['budget_steps'] if x is None else x for x in reach[m]]),
         seconds_to_target=metrics.mean_std(ok_s),
         reached=len(ok),
         jumps=metrics.mean_std([r['eval_jumps'][-1] for r in rs]),
