@@ -2,7 +2,7 @@
 
 For every ``<task>.json`` written by ``optax-nowcast bench`` that has both a
 method and its ``-guard`` variant (``wnn`` / ``wnn-guard``, ``linear`` /
-``linear-guard``), prints per method:
+``linear-guard``, ``quadratic`` / ``quadratic-guard``), prints per method:
 
 - jumps and rollbacks (jumps the guard undid), summed over seeds;
 - harmful jumps: jumps after which the metric, evaluated once the guard's
@@ -74,7 +74,7 @@ def main(argv=None):
   for path in args.reports:
     with open(path) as f:
       report = json.load(f)
-    for base in ('linear', 'wnn'):
+    for base in ('linear', 'quadratic', 'wnn'):
       guarded = f'{base}-guard'
       if base not in report['methods'] or guarded not in report['methods']:
         continue

@@ -7,12 +7,14 @@ Methods, each through ``nowcast`` with its published schedule:
   the best of the three at each evaluation (a tuned baseline), its seconds
   those of one run (as if the best learning rate were known).
 - ``linear``, ``quadratic``, ``wnn``: WNN's schedule, a record per epoch (or
-  per the task's ``record_every``) and
-  a jump every 5 records (horizon 5 records), no jump in the last 10% of the
-  budget.
+  per the task's ``record_every``) and a jump every 5 records, none in the
+  last 10% of the budget; ``linear`` and ``quadratic`` fit the 5-record
+  window and extrapolate 5 records, ``wnn`` uses the shipped checkpoint's
+  horizon (10 records).
 - ``introspection``: jumps at 30%, 40% and 50% of the budget, from the
   weights at 0, 0.4t, 0.7t, t to a forecast of 2t.
-- ``linear-guard``, ``wnn-guard``: the same with ``guard_steps`` = one epoch
+- ``linear-guard``, ``quadratic-guard``, ``wnn-guard``: the same with
+  ``guard_steps`` = one epoch
   (a jump whose next epoch's mean loss exceeds the pre-jump loss is undone).
 """
 
@@ -36,7 +38,7 @@ from optax_nowcast.bench import metrics
 from optax_nowcast.forecasters import _io as forecaster_io
 
 METHODS = ('adam', 'adam-sweep', 'linear', 'quadratic', 'introspection',
-           'wnn', 'linear-guard', 'wnn-guard')
+           'wnn', 'linear-guard', 'quadratic-guard', 'wnn-guard')
 
 #: Targets from the papers; other tasks use :data:`TARGET_FRACTION`.
 TARGETS = {'fmnist-cnn16': 0.895, 'fmnist-cnn32': 0.905}
