@@ -36,8 +36,8 @@ class NowcastState(NamedTuple):
     loss_ema: float32, exponential moving average (decay 0.9) of the
       ``value`` passed to ``update`` (only kept with a guard).
     guard_ref: float32, ``loss_ema`` at the last jump.
-    guard_sum: float32, sum of ``value`` since the last jump while the guard
-      is open.
+    guard_sum: float32, sum of ``value`` over the last half of the guard's
+      window so far, while the guard is open.
     history: a tuple of params-shaped trees (the schedule's slots), in
       ``history_dtype``. Leaves excluded by ``mask`` are ``optax.MaskedNode``.
   """
@@ -178,9 +178,11 @@ def nowcast(
       this many elements (``lax.map``), bounding a jump's extra memory.
       Chunking flattens the leaf, so leave it ``None`` for sharded params.
     guard_steps: If set, watch the loss (the ``value`` extra argument, which
-      ``update`` then requires) for this many steps after each jump. If its
-      mean over those steps exceeds the pre-jump loss (its moving average at
-      the jump) by more than ``guard_tolerance`` times its magnitude, the
+      ``update`` then requires) for this many steps after each jump. If it
+      stays worse, i.e. its mean over the last half of those steps (the
+      first half lets the optimizer repair the usual post-jump spike)
+      exceeds the pre-jump loss (its moving average at the jump) by more
+      than ``guard_tolerance`` times its magnitude, the
       step that closes the guard instead sets the params back to their
       pre-jump values ``p_n``, restarts the history and counts a rollback
       (and the moving average goes back to its pre-jump value). The average
@@ -275,6 +277,7 @@ def nowcast(
   guard = guard_steps is not None
   if guard:
     guard_steps = _validation.positive_int('guard_steps', guard_steps)
+    guard_tail = (guard_steps + 1) // 2
     if not isinstance(schedule, schedules_lib.PeriodicSchedule):
       raise ValueError(
           'guard_steps needs the periodic schedule (record_every, jump_every),'
@@ -445,9 +448,13 @@ def nowcast(
     if guard:
       value = jnp.asarray(value, jnp.float32)
       was_open = state.guard_left > 0
-      guard_sum = jnp.where(was_open, state.guard_sum + value, 0.0)
+      # Only the last half of the window counts: a jump's loss spike that
+      # Adam repairs within it is not a harmful jump (METHODS.md, NiNo).
+      in_tail = was_open & (state.guard_left <= guard_tail)
+      guard_sum = jnp.where(in_tail, state.guard_sum + value,
+                            jnp.where(was_open, state.guard_sum, 0.0))
       guard_left = jnp.maximum(state.guard_left - 1, 0)
-      mean_after = guard_sum / guard_steps
+      mean_after = guard_sum / guard_tail
       rollback = (was_open & (guard_left == 0) & (
           mean_after > state.guard_ref
           + guard_tolerance * jnp.abs(state.guard_ref)))

@@ -762,9 +762,10 @@ def test_forecaster_runs_only_inside_the_jump_branch_and_no_host_callbacks():
 # Guarded jumps.
 
 
-def _guarded_run(forecast, loss_of, steps, guard_steps=2, tolerance=0.0):
-  """Scalar param, +1 per step, window 3, a jump every 3 records."""
-  tx = onc.nowcast(probe(forecast, 3), record_every=1, jump_every=3,
+def _guarded_run(forecast, loss_of, steps, guard_steps=2, tolerance=0.0,
+                 window=3):
+  """Scalar param, +1 per step, a jump every ``window`` records."""
+  tx = onc.nowcast(probe(forecast, window), record_every=1, jump_every=window,
                    guard_steps=guard_steps, guard_tolerance=tolerance)
   params = jnp.zeros(1)
   state = tx.init(params)
@@ -800,6 +801,21 @@ def test_guard_keeps_a_helpful_jump():
   assert int(states[-1].guard_left) == 0  # closed at step 5
   assert int(states[-1].rollbacks) == 0
   assert int(states[-1].jumps) == 1
+
+
+def test_guard_judges_the_last_half_of_its_window():
+  # Window 5: the jump at step 5 moves p from 5 to 15; steps 6..9 watch the
+  # loss at p = 15, 16, 17, 18. A spike at 15 and 16 that is gone by 17 is
+  # not a harmful jump; a loss that stays up is.
+  jump = lambda v, t, tg, l: v[-1] + 10.0
+  spike = lambda p: jnp.where((p[0] > 14) & (p[0] < 16.5), 5.0, 0.0)
+  out, states = _guarded_run(jump, spike, 9, guard_steps=4, window=5)
+  assert out[4:] == [15.0, 16.0, 17.0, 18.0, 19.0]
+  assert int(states[-1].rollbacks) == 0
+  stays = lambda p: jnp.where(p[0] > 14, 5.0, 0.0)
+  out, states = _guarded_run(jump, stays, 9, guard_steps=4, window=5)
+  assert out[4:] == [15.0, 16.0, 17.0, 18.0, 5.0]  # back to p_5
+  assert int(states[-1].rollbacks) == 1
 
 
 def test_guard_tolerance_lets_a_small_loss_increase_pass():

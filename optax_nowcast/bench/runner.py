@@ -14,8 +14,8 @@ Methods, each through ``nowcast`` with its published schedule:
 - ``introspection``: jumps at 30%, 40% and 50% of the budget, from the
   weights at 0, 0.4t, 0.7t, t to a forecast of 2t.
 - ``linear-guard``, ``quadratic-guard``, ``wnn-guard``: the same with
-  ``guard_steps`` = one epoch
-  (a jump whose next epoch's mean loss exceeds the pre-jump loss is undone).
+  ``guard_steps`` = one epoch (a jump whose loss over the second half of
+  the next epoch exceeds the pre-jump loss is undone).
 """
 
 from __future__ import annotations
@@ -109,6 +109,8 @@ def _fingerprint(task: tasks_lib.Task, method: str, lr_factor: float) -> dict:
              learning_rate=task.learning_rate * lr_factor,
              record_every=task.record_every, method=method)
   name = method.removesuffix('-guard')
+  if method.endswith('-guard'):
+    key['guard'] = 'last half of the window'  # The criterion since 2026-11-22.
   if name in ('wnn', 'introspection'):
     manifest = forecaster_io.shipped_root() / name / 'manifest.json'
     key['forecaster_sha256'] = data_lib.sha256_file(manifest)
