@@ -12,9 +12,12 @@ method and its ``-guard`` variant (``wnn`` / ``wnn-guard``, ``linear`` /
   too: this is the jump's effect as the evaluation curve sees it, and what
   the guard is there to prevent;
 - steps to the target (mean over seeds that reached it) and the speed-up vs
-  ``adam``, from the report's summary;
-- the guard's cost: training seconds for the whole budget relative to the
-  unguarded method (mean over seeds; compile time included).
+  ``adam``, from the report's summary.
+
+The guard's cost per step is measured side by side by
+``benchmarks/step_overhead.py --guard-steps`` (``results/guard_cost.md``):
+the training seconds of runs made at different times on a shared machine do
+not compare.
 
 Run::
 
@@ -59,7 +62,6 @@ def describe(report: dict, method: str) -> dict:
       steps=summary['steps_to_target'],
       reached=summary['reached'],
       speedup=summary.get('speedup_steps_vs_adam'),
-      seconds=float(np.mean([r['eval_seconds'][-1] for r in runs])),
   )
 
 
@@ -69,8 +71,8 @@ def main(argv=None):
   args = parser.parse_args(argv)
   print('| task | method | jumps | rollbacks | harmful jumps |'
         ' mean change over a jump | steps to target | reached |'
-        ' speed-up vs adam | training s vs unguarded |')
-  print('|---|---|---|---|---|---|---|---|---|---|')
+        ' speed-up vs adam |')
+  print('|---|---|---|---|---|---|---|---|---|')
   for path in args.reports:
     with open(path) as f:
       report = json.load(f)
@@ -83,11 +85,9 @@ def main(argv=None):
         steps = '-' if d['steps'] is None else f"{d['steps'][0]:.0f}"
         speed = '-' if d['speedup'] is None else (
             f"{d['speedup'][0]:.2f} ± {d['speedup'][1]:.2f}")
-        cost = d['seconds'] / rows[base]['seconds']
         print(f"| {report['task']} | {m} | {d['jumps']} | {d['rollbacks']} |"
               f" {d['harmful']}/{d['intervals']} | {d['mean_change']:+.4f} |"
-              f" {steps} | {d['reached']}/{report['seeds']} | {speed} |"
-              f' {cost:.2f} |')
+              f" {steps} | {d['reached']}/{report['seeds']} | {speed} |")
 
 
 if __name__ == '__main__':
