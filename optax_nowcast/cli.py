@@ -40,6 +40,7 @@ def _in_dir(text: str) -> str:
 def _demo(args: argparse.Namespace) -> int:
   args.task, args.suite, args.steps = 'digits-mlp', False, None
   args.fresh = True  # The demo always measures anew.
+  args.saved_only = False
   return _bench(args)
 
 
@@ -81,6 +82,9 @@ def _bench(args: argparse.Namespace) -> int:
 
   if args.suite == bool(args.task):
     raise ValueError('give exactly one of --task T and --suite')
+  if args.fresh and args.saved_only:
+    raise ValueError('--fresh redoes runs, --saved-only trains none: give'
+                     ' one of them')
   names = runner.SUITE if args.suite else [args.task]
   methods = [m.strip() for m in args.methods.split(',') if m.strip()]
   command = 'optax-nowcast ' + ' '.join(sys.argv[1:])
@@ -89,7 +93,7 @@ def _bench(args: argparse.Namespace) -> int:
     rep = runner.run_task(name, methods, args.seeds, steps=args.steps,
                           progress=not args.no_progress, command=command,
                           cache_dir=pathlib.Path(args.out) / 'runs',
-                          reuse=not args.fresh)
+                          reuse=not args.fresh, saved_only=args.saved_only)
     rep['summary'] = runner.summarize(rep)
     paths = report.write(rep, pathlib.Path(args.out))
     tables.append(report.markdown(rep))
@@ -189,6 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
   bench.add_argument('--fresh', action='store_true',
                      help='redo (and save again) runs saved under --out/runs by earlier'
                      ' calls')
+  bench.add_argument('--saved-only', action='store_true',
+                     help='train nothing: report the methods whose runs are'
+                     ' all saved under --out/runs (e.g. of a suite still'
+                     ' running)')
   bench.set_defaults(func=_bench)
   return parser
 

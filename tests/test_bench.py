@@ -117,6 +117,12 @@ def test_bench_reuses_saved_runs_and_redoes_changed_ones(tmp_path,
                       or real_train(task, *a, **k))
   assert cli.main(args) == 0  # Everything saved: nothing is trained again.
   assert trained == []
+  # --saved-only reports what is saved and leaves out the rest.
+  only = args[:4] + ['adam,wnn,linear'] + args[5:] + ['--saved-only']
+  assert cli.main(only) == 0
+  assert trained == []
+  assert json.loads((tmp_path / 'digits-mlp.json').read_text())['methods'] == [
+      'adam', 'linear']
   again = json.loads((tmp_path / 'digits-mlp.json').read_text())
   assert again['runs'] == first['runs']
   # Another budget is another experiment; --fresh ignores saved runs.
@@ -142,6 +148,15 @@ def test_bench_command_writes_a_report_that_matches_its_schema(tmp_path):
   assert rep['runs'][1]['eval_jumps'][-1] == 1
   assert (tmp_path / 'digits-mlp.png').stat().st_size > 0
   assert '| linear-guard |' in (tmp_path / 'digits-mlp.md').read_text()
+
+
+def test_saved_only_needs_saved_adam_runs_and_no_fresh(tmp_path, capsys):
+  args = ['bench', '--task', 'digits-mlp', '--out', str(tmp_path),
+          '--saved-only']
+  assert cli.main(args) == 2
+  assert 'no saved adam runs' in capsys.readouterr().err
+  assert cli.main(args + ['--fresh']) == 2
+  assert 'give one of them' in capsys.readouterr().err
 
 
 def test_bench_rejects_unknown_methods_and_task_and_suite_together(capsys):

@@ -117,22 +117,38 @@ def _fingerprint(task: tasks_lib.Task, method: str, lr_factor: float) -> dict:
   return key
 
 
+def _run_file(cache: pathlib.Path, task: tasks_lib.Task, method: str,
+              seed: int, lr_factor: float) -> pathlib.Path:
+  tag = method if lr_factor == 1.0 else f'{method}-lr{lr_factor:.3g}'
+  return cache / task.name / f'{tag}-s{seed}.json'
+
+
+def _saved(task: tasks_lib.Task, seed: int, method: str,
+           cache: Optional[pathlib.Path], lr_factor: float = 1.0
+           ) -> Optional[Run]:
+  """The saved run with these settings, or None."""
+  if cache is None:
+    return None
+  file = _run_file(cache, task, method, seed, lr_factor)
+  if not file.exists():
+    return None
+  try:
+    saved = json.loads(file.read_text())
+  except json.JSONDecodeError:
+    return None  # A run cut off while writing: redo it.
+  if saved.get('key') != _fingerprint(task, method, lr_factor):
+    return None
+  return Run(**saved['run'])
+
+
 def _train(task: tasks_lib.Task, seed: int, ds: Any, method: str,
            steps_per_epoch: int, cache: Optional[pathlib.Path],
            reuse: bool, lr_factor: float = 1.0) -> Run:
   """One run, read from ``cache`` if an identical one finished before."""
+  if reuse and (run := _saved(task, seed, method, cache, lr_factor)):
+    return run
   key = _fingerprint(task, method, lr_factor)
-  file = None
-  if cache is not None:
-    tag = method if lr_factor == 1.0 else f'{method}-lr{lr_factor:.3g}'
-    file = cache / task.name / f'{tag}-s{seed}.json'
-    if reuse and file.exists():
-      try:
-        saved = json.loads(file.read_text())
-      except json.JSONDecodeError:
-        saved = None  # A run cut off while writing: redo it.
-      if saved is not None and saved.get('key') == key:
-        return Run(**saved['run'])
+  file = _run_file(cache, task, method, seed, lr_factor) if cache else None
   result = tasks_lib.train(
       task.replace(learning_rate=task.learning_rate * lr_factor), seed,
       dataset=ds, wrap_tx=_wrap(method, task, steps_per_epoch))
@@ -154,7 +170,7 @@ def run_task(task_name: str, methods: Sequence[str], seeds: int, *,
              steps: Optional[int] = None, progress: bool = True,
              command: Optional[str] = None,
              cache_dir: Optional[str | pathlib.Path] = None,
-             reuse: bool = True) -> dict:
+             reuse: bool = True, saved_only: bool = False) -> dict:
   """Runs ``methods`` x ``seeds`` on a task; returns the report dict.
 
   See :mod:`optax_nowcast.bench.report` for the report's schema.
@@ -172,6 +188,8 @@ def run_task(task_name: str, methods: Sequence[str], seeds: int, *,
       benchmark resumes where it stopped. A run with other settings replaces
       the saved one.
     reuse: If False, every run is redone (and saved) even if saved before.
+    saved_only: Train nothing: report the methods whose runs are all saved
+      under ``cache_dir`` (``adam``'s must be) and leave the others out.
 
   Returns:
     The report (without ``summary``; see :func:`summarize`).
@@ -189,6 +207,20 @@ def run_task(task_name: str, methods: Sequence[str], seeds: int, *,
   steps_per_epoch = task.record_every or tasks_lib.steps_per_epoch(task, ds)
   cache = pathlib.Path(cache_dir) if cache_dir is not None else None
   better = task.higher_is_better
+  if saved_only:
+    def complete(m):
+      factors = SWEEP if m == 'adam-sweep' else (1.0,)
+      name = 'adam' if m == 'adam-sweep' else m
+      return all(_saved(task, s, name, cache, f) is not None
+                 for s in range(seeds) for f in factors)
+    if not complete('adam'):
+      raise ValueError(
+          f'--saved-only: no saved adam runs for all {seeds} seeds of'
+          f' {task_name} under {cache}; run the benchmark without it first')
+    left_out = [m for m in methods if not complete(m)]
+    if left_out and progress:
+      print(f'{task_name}: left out (runs not all saved): {left_out}')
+    methods = [m for m in methods if m not in left_out]
   runs: list[Run] = []
   jobs = [(s, m) for s in range(seeds) for m in methods]
   bar = tqdm.tqdm(jobs, desc=f'bench {task_name}', disable=not progress)
