@@ -145,8 +145,10 @@ def plot(report: dict, path: pathlib.Path) -> None:
     lo = min(min(r['eval_metric']) for r in report['runs'])
     ax.set_ylim(max(lo, report['target'] - 0.1), None)
   else:
-    hi = max(max(r['eval_metric']) for r in report['runs'])
-    ax.set_ylim(None, min(hi, report['target'] + 0.5))
+    lo = min(min(r['eval_metric']) for r in report['runs'])
+    hi = min(max(max(r['eval_metric']) for r in report['runs']),
+             report['target'] + 0.5)
+    ax.set_ylim(lo - 0.05 * (hi - lo), hi)
   ax.set_xlabel('step')
   ax.set_ylabel(_NAMES.get(report['metric'], report['metric']))
   seen = 'seen' if report['seen_in_meta_training'] else 'unseen'
