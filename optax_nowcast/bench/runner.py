@@ -218,8 +218,9 @@ def run_task(task_name: str, methods: Sequence[str], seeds: int, *,
           f'--saved-only: no saved adam runs for all {seeds} seeds of'
           f' {task_name} under {cache}; run the benchmark without it first')
     left_out = [m for m in methods if not complete(m)]
-    if left_out and progress:
-      print(f'{task_name}: left out (runs not all saved): {left_out}')
+    if left_out:
+      print(f'{task_name}: left out (runs not all saved): {left_out}',
+            file=sys.stderr)
     methods = [m for m in methods if m not in left_out]
   runs: list[Run] = []
   jobs = [(s, m) for s in range(seeds) for m in methods]
