@@ -18,6 +18,19 @@ def _positive_int(text: str) -> int:
   return value
 
 
+def _worker(text: str) -> tuple[int, int]:
+  """``K/N``: the K-th (0-based) of N workers."""
+  k, _, n = text.partition('/')
+  try:
+    k, n = int(k), int(n)
+  except ValueError:
+    k = n = -1
+  if not 0 <= k < n:
+    raise argparse.ArgumentTypeError(
+        f'must be K/N with 0 <= K < N, e.g. 0/2, got {text!r}')
+  return k, n
+
+
 def _out_dir(text: str) -> str:
   """An output directory: absent (it is created) or a directory."""
   import os  # pylint: disable=g-import-not-at-top
@@ -40,7 +53,7 @@ def _in_dir(text: str) -> str:
 def _demo(args: argparse.Namespace) -> int:
   args.task, args.suite, args.steps = 'digits-mlp', False, None
   args.fresh = True  # The demo always measures anew.
-  args.saved_only = False
+  args.saved_only, args.worker = False, None
   return _bench(args)
 
 
@@ -88,6 +101,21 @@ def _bench(args: argparse.Namespace) -> int:
   names = runner.SUITE if args.suite else [args.task]
   methods = [m.strip() for m in args.methods.split(',') if m.strip()]
   command = 'optax-nowcast ' + ' '.join(sys.argv[1:])
+  if args.worker is not None:
+    if args.saved_only:
+      raise ValueError('--worker trains runs, --saved-only trains none: give'
+                       ' one of them')
+    k, n = args.worker
+    for name in names:
+      count = runner.train_share(
+          name, methods, args.seeds, k, n, steps=args.steps,
+          cache_dir=pathlib.Path(args.out) / 'runs', reuse=not args.fresh,
+          progress=not args.no_progress)
+      print(f'{name}: worker {k}/{n} has its {count} runs saved under'
+            f' {pathlib.Path(args.out) / "runs"}; when every worker is done,'
+            ' report them with the same command, --saved-only instead of'
+            ' --worker')
+    return 0
   tables = []
   for name in names:
     rep = runner.run_task(name, methods, args.seeds, steps=args.steps,
@@ -197,6 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help='train nothing: report the methods whose runs are'
                      ' all saved under --out/runs (e.g. of a suite still'
                      ' running)')
+  bench.add_argument('--worker', type=_worker, default=None, metavar='K/N',
+                     help='train only the K-th of N shares of the runs'
+                     ' (K = 0 .. N-1) and save them, writing no report: start'
+                     ' N processes to use N cores, then report with'
+                     ' --saved-only')
   bench.set_defaults(func=_bench)
   return parser
 

@@ -171,3 +171,38 @@ def test_bench_rejects_unknown_methods_and_task_and_suite_together(capsys):
 def test_schema_rejects_a_report_missing_its_summary():
   with pytest.raises(jsonschema.ValidationError):
     jsonschema.validate({'schema': 'optax_nowcast.bench/1'}, report.SCHEMA)
+
+
+def test_workers_share_the_runs_and_saved_only_reports_them(tmp_path,
+                                                             monkeypatch):
+  args = ['bench', '--task', 'digits-mlp', '--methods', 'adam-sweep,linear',
+          '--seeds', '2', '--steps', '44', '--out', str(tmp_path),
+          '--no-progress']
+  trained = {}
+  real_train = runner.tasks_lib.train
+  def train(task, seed, *a, **k):
+    key = (task.learning_rate, seed, k['wrap_tx'] is not None)
+    trained[key] = trained.get(key, 0) + 1
+    return real_train(task, seed, *a, **k)
+  monkeypatch.setattr(runner.tasks_lib, 'train', train)
+  for k in range(3):
+    assert cli.main(args + ['--worker', f'{k}/3']) == 0
+  # adam at three learning rates and linear, 2 seeds: 8 runs, each once.
+  assert len(trained) == 8 and set(trained.values()) == {1}
+  assert not (tmp_path / 'digits-mlp.json').exists()  # Workers only train.
+  assert cli.main(args + ['--saved-only']) == 0
+  assert len(trained) == 8 and set(trained.values()) == {1}
+  rep = json.loads((tmp_path / 'digits-mlp.json').read_text())
+  assert rep['methods'] == ['adam', 'adam-sweep', 'linear']
+  assert [(r['method'], r['seed']) for r in rep['runs']] == [
+      (m, s) for s in range(2) for m in rep['methods']]
+
+
+def test_worker_must_be_k_of_n_and_not_with_saved_only(capsys):
+  base = ['bench', '--task', 'digits-mlp', '--out', '/tmp/x']
+  for bad in ('2/2', '-1/2', 'a/b', '1'):
+    with pytest.raises(SystemExit):
+      cli.main(base + [f'--worker={bad}'])
+    assert 'must be K/N' in capsys.readouterr().err
+  assert cli.main(base + ['--worker', '0/2', '--saved-only']) == 2
+  assert 'give one of them' in capsys.readouterr().err

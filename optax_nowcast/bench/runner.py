@@ -166,6 +166,73 @@ def _train(task: tasks_lib.Task, seed: int, ds: Any, method: str,
   return run
 
 
+def _runs_to_train(methods: Sequence[str], seeds: int
+                   ) -> list[tuple[str, int, float]]:
+  """Every distinct run behind ``methods`` x ``seeds``, method by method.
+
+  ``adam-sweep`` stands for its learning-rate factors (its 1x member is the
+  ``adam`` run, listed once).
+  """
+  methods = ['adam'] + [m for m in dict.fromkeys(methods) if m != 'adam']
+  jobs = []
+  for m in methods:
+    for factor in SWEEP if m == 'adam-sweep' else (1.0,):
+      name = 'adam' if m == 'adam-sweep' else m
+      jobs += [(name, s, factor) for s in range(seeds)]
+  return list(dict.fromkeys(jobs))
+
+
+def train_share(task_name: str, methods: Sequence[str], seeds: int,
+                worker: int, workers: int, *,
+                cache_dir: str | pathlib.Path,
+                steps: Optional[int] = None, progress: bool = True,
+                reuse: bool = True) -> int:
+  """Trains one worker's share of a benchmark's runs and saves them.
+
+  The distinct runs of ``methods`` x ``seeds`` (method by method, seed by
+  seed) are dealt round-robin to ``workers`` processes; this one trains
+  every ``workers``-th run starting at ``worker``, so processes started with
+  ``worker = 0 .. workers - 1`` share the work without overlap and finish
+  whole methods first. When all are done, :func:`run_task` with
+  ``saved_only=True`` reports the runs without training.
+
+  Args:
+    task_name: A registered task (:func:`optax_nowcast.tasks.get`).
+    methods: Names from :data:`METHODS`; ``adam`` is always included.
+    seeds: Seeds ``0 .. seeds - 1``.
+    worker: This process's index, ``0 <= worker < workers``.
+    workers: The number of processes sharing the runs.
+    cache_dir: Where runs are saved (as in :func:`run_task`).
+    steps: Overrides the task's step budget.
+    progress: Show a progress bar.
+    reuse: If False, redo runs saved before.
+
+  Returns:
+    The number of runs of this share (trained or found saved).
+  """
+  for m in methods:
+    if m not in METHODS:
+      raise ValueError(f'methods must be among {METHODS}, got {m!r}')
+  if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+    raise ValueError(f'seeds must be a positive int, got {seeds!r}')
+  if not 0 <= worker < workers:
+    raise ValueError(f'worker must be in 0 .. workers - 1 = {workers - 1},'
+                     f' got {worker}')
+  task = tasks_lib.get(task_name)
+  if steps is not None:
+    task = task.replace(steps=steps, eval_every=min(task.eval_every, steps))
+  ds = data_lib.load(task.dataset)
+  steps_per_epoch = task.record_every or tasks_lib.steps_per_epoch(task, ds)
+  share = _runs_to_train(methods, seeds)[worker::workers]
+  bar = tqdm.tqdm(share, desc=f'{task_name} {worker}/{workers}',
+                  disable=not progress)
+  for method, seed, factor in bar:
+    bar.set_postfix_str(f'{method} x{factor:.3g} seed {seed}')
+    _train(task, seed, ds, method, steps_per_epoch, pathlib.Path(cache_dir),
+           reuse, factor)
+  return len(share)
+
+
 def run_task(task_name: str, methods: Sequence[str], seeds: int, *,
              steps: Optional[int] = None, progress: bool = True,
              command: Optional[str] = None,

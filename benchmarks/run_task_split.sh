@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# One benchmark task, 3 seeds, every method, its runs shared by N worker
+# processes (default: one per core, each pinned to its core), then reported
+# side by side from the saved runs:
+#   bash benchmarks/run_task_split.sh fmnist-cnn32 [N]
+# Runs are dealt method by method (adam and wnn first), so a stopped job
+# leaves whole methods behind; rerunning it only trains what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TASK=$1
+N=${2:-$(nproc)}
+OUT=results/suite
+METHODS=adam,wnn,introspection,wnn-guard,linear,adam-sweep,quadratic
+export OPTAX_NOWCAST_DATA="${OPTAX_NOWCAST_DATA:-../shared/data}"
+for ((k = 0; k < N; k++)); do
+  taskset -c $((k % $(nproc))) optax-nowcast bench --task "$TASK" \
+    --methods $METHODS --seeds 3 --out $OUT --no-progress --worker $k/$N \
+    > $OUT.$TASK.worker$k.log 2>&1 &
+done
+wait
+optax-nowcast bench --task "$TASK" --methods $METHODS --seeds 3 --out $OUT \
+  --no-progress --saved-only
