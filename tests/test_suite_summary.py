@@ -1,0 +1,53 @@
+"""benchmarks/suite_summary.py: the suite's table and the README section."""
+
+import importlib.util
+import json
+import pathlib
+
+from optax_nowcast.bench import runner
+
+_SCRIPT = pathlib.Path(__file__).parent.parent / 'benchmarks' / 'suite_summary.py'
+_spec = importlib.util.spec_from_file_location('suite_summary', _SCRIPT)
+suite_summary = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(suite_summary)
+
+
+def _report(task, seen, adam_reach, wnn_reach):
+  """Two seeds; each method's curve jumps from .5 to 1 at its reach step."""
+  runs = []
+  for method, reach in (('adam', adam_reach), ('adam-sweep', adam_reach),
+                        ('wnn', wnn_reach)):
+    for seed, step in enumerate(reach):
+      metric = [1. if step is not None and s >= step else .5
+                for s in (1, 2, 3, 4)]
+      runs.append(dict(method=method, seed=seed, eval_steps=[1, 2, 3, 4],
+                       eval_metric=metric, eval_seconds=[1., 2., 3., 4.],
+                       eval_jumps=[0] * 4, skipped=0, rollbacks=0))
+  rep = dict(task=task, seen_in_meta_training=seen, target=.9,
+             higher_is_better=True, budget_steps=4, seeds=2,
+             methods=['adam', 'adam-sweep', 'wnn'], runs=runs,
+             date='2026-11-23', machine='x86_64, Python 3.11')
+  rep['summary'] = runner.summarize(rep)
+  return rep
+
+
+def test_readme_section_is_rewritten_from_the_reports(tmp_path):
+  reports = [_report('a', False, [4, 2], [2, 2]),
+             _report('b', True, [4, 4], [None, 2])]
+  paths = []
+  for r in reports:
+    paths.append(tmp_path / f"{r['task']}.json")
+    paths[-1].write_text(json.dumps(r))
+  readme = tmp_path / 'README.md'
+  readme.write_text('# x\n\n<!-- suite:start -->\nold\n<!-- suite:end -->\n'
+                    '\nafter\n')
+  suite_summary.main([str(p) for p in paths] + ['--readme', str(readme)])
+  text = readme.read_text()
+  assert 'old' not in text and text.endswith('\nafter\n')
+  assert text.count('<!-- suite:start -->') == 1
+  assert '| method | a (unseen) | b (seen) |' in text
+  # Speed-ups: a: 4/2 and 2/2; b: only seed 1 reached by both, 4/2.
+  assert '| wnn | 1.50 ± 0.50 (2/2) | 2.00 ± 0.00 (1/2) |' in text
+  # Steps, never reached = budget: b's wnn (4 + 2) / 2.
+  assert '| wnn | 2 ± 0 (2/2) | 3 ± 1 (1/2) |' in text
+  assert 'python benchmarks/suite_summary.py' in text
