@@ -7,7 +7,9 @@ noise hits both alike. It prints the median step time of each on non-jump,
 record and jump steps, their ratio, and the optimizer-state bytes of both.
 A third run, ``adam + cond-floor``, only passes the updates through a
 ``lax.cond``: the cost of any data-dependent change of the updates, i.e. the
-floor under what ``nowcast`` can cost per step.
+floor under what ``nowcast`` can cost per step. With ``--guard-steps K`` a
+fourth run, ``adam + nowcast(linear, guard_steps=K)``, times the jump guard
+side by side with the unguarded ``nowcast`` (same schedule, same steps).
 
 Run::
 
@@ -105,20 +107,18 @@ def bench_model(name, model, args):
   n_params = sum(p.size for p in jax.tree.leaves(params))
   forecaster = onc.forecasters.linear(window=args.window, horizon=5)
   history_dtype = None if args.history_dtype == 'none' else args.history_dtype
+  def with_nowcast(guard_steps):
+    return optax.chain(optax.adam(1e-3), onc.nowcast(
+        forecaster, record_every=args.record_every, jump_every=args.window,
+        history_dtype=history_dtype, guard_steps=guard_steps))
+
   runs = {
       'adam': optax.adam(1e-3),
       'cond-floor': optax.chain(optax.adam(1e-3), cond_floor()),
-      'nowcast': optax.chain(
-          optax.adam(1e-3),
-          onc.nowcast(
-              forecaster,
-              record_every=args.record_every,
-              jump_every=args.window,
-              history_dtype=history_dtype,
-              guard_steps=args.guard_steps or None,
-          ),
-      ),
+      'nowcast': with_nowcast(None),
   }
+  if args.guard_steps:
+    runs['guard'] = with_nowcast(args.guard_steps)
   state = {}
   for key, tx in runs.items():
     p = jax.tree.map(jnp.copy, params)
@@ -157,21 +157,25 @@ def bench_model(name, model, args):
         f' jump_every={args.window}, history_dtype={args.history_dtype},'
         f' guard_steps={args.guard_steps},'
         f' donate={args.donate}')
+  guard = ' adam+nowcast+guard ms | guard ratio |' if args.guard_steps else ''
   print('| step kind | n | adam ms | adam+nowcast ms | ratio |'
-        ' adam+cond-floor ms | floor ratio |')
-  print('|---|---|---|---|---|---|---|')
+        ' adam+cond-floor ms | floor ratio |' + guard)
+  print('|---|---|---|---|---|---|---|' + '---|---|' * bool(guard))
   for kind in ('plain', 'record', 'jump'):
-    a, b, c = (times[k][kind] for k in ('adam', 'nowcast', 'cond-floor'))
-    if not a:
+    if not times['adam'][kind]:
       continue
-    ma, mb, mc = (statistics.median(x) * 1e3 for x in (a, b, c))
-    print(f'| {kind} | {len(a)} | {ma:.3f} | {mb:.3f} | {mb / ma:.3f} |'
-          f' {mc:.3f} | {mc / ma:.3f} |')
+    ms = {k: statistics.median(t[kind]) * 1e3 for k, t in times.items()}
+    row = f'| {kind} | {len(times["adam"][kind])} | {ms["adam"]:.3f} |'
+    for k in ('nowcast', 'cond-floor', 'guard')[:len(runs) - 1]:
+      row += f' {ms[k]:.3f} | {ms[k] / ms["adam"]:.3f} |'
+    print(row)
   params_bytes = tree_bytes(params)
   hist_bytes = bytes_['nowcast'] - bytes_['adam']
   print(f'state bytes: adam {bytes_["adam"]:,}; adam+nowcast'
         f' {bytes_["nowcast"]:,} = adam + {hist_bytes / params_bytes:.3f}'
-        f' x params ({params_bytes:,} B)')
+        f' x params ({params_bytes:,} B)'
+        + (f'; adam+nowcast+guard {bytes_["guard"]:,}' if 'guard' in bytes_
+           else ''))
 
 
 def main():
@@ -187,7 +191,8 @@ def main():
                       help='which arguments of the jitted step to donate')
   parser.add_argument('--models', default='mlp,cnn')
   parser.add_argument('--guard-steps', type=int, default=0,
-                      help='nowcast guard_steps (0: no guard)')
+                      help='also time nowcast with this guard_steps (0: no'
+                      ' guarded run)')
   args = parser.parse_args()
   print(f'jax {jax.__version__}, devices {jax.devices()}')
   models = {'mlp': ('MLP', MLP()), 'cnn': ('CNN', CNN())}
