@@ -166,6 +166,25 @@ def _train(task: tasks_lib.Task, seed: int, ds: Any, method: str,
   return run
 
 
+def _setup(task_name: str, methods: Sequence[str], seeds: int,
+           steps: Optional[int]
+           ) -> tuple[list[str], tasks_lib.Task, Any, int]:
+  """Checks the arguments; returns the methods (``adam`` first), the task
+  (with ``steps`` as its budget), its dataset and its steps per record."""
+  for m in methods:
+    if m not in METHODS:
+      raise ValueError(f'methods must be among {METHODS}, got {m!r}')
+  if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+    raise ValueError(f'seeds must be a positive int, got {seeds!r}')
+  methods = ['adam'] + [m for m in dict.fromkeys(methods) if m != 'adam']
+  task = tasks_lib.get(task_name)
+  if steps is not None:
+    task = task.replace(steps=steps, eval_every=min(task.eval_every, steps))
+  ds = data_lib.load(task.dataset)
+  steps_per_epoch = task.record_every or tasks_lib.steps_per_epoch(task, ds)
+  return methods, task, ds, steps_per_epoch
+
+
 def _runs_to_train(methods: Sequence[str], seeds: int
                    ) -> list[tuple[str, int, float]]:
   """Every distinct run behind ``methods`` x ``seeds``, method by method.
@@ -210,19 +229,11 @@ def train_share(task_name: str, methods: Sequence[str], seeds: int,
   Returns:
     The number of runs of this share (trained or found saved).
   """
-  for m in methods:
-    if m not in METHODS:
-      raise ValueError(f'methods must be among {METHODS}, got {m!r}')
-  if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-    raise ValueError(f'seeds must be a positive int, got {seeds!r}')
   if not 0 <= worker < workers:
     raise ValueError(f'worker must be in 0 .. workers - 1 = {workers - 1},'
                      f' got {worker}')
-  task = tasks_lib.get(task_name)
-  if steps is not None:
-    task = task.replace(steps=steps, eval_every=min(task.eval_every, steps))
-  ds = data_lib.load(task.dataset)
-  steps_per_epoch = task.record_every or tasks_lib.steps_per_epoch(task, ds)
+  methods, task, ds, steps_per_epoch = _setup(task_name, methods, seeds,
+                                              steps)
   share = _runs_to_train(methods, seeds)[worker::workers]
   bar = tqdm.tqdm(share, desc=f'{task_name} {worker}/{workers}',
                   disable=not progress)
@@ -261,25 +272,14 @@ def run_task(task_name: str, methods: Sequence[str], seeds: int, *,
   Returns:
     The report (without ``summary``; see :func:`summarize`).
   """
-  for m in methods:
-    if m not in METHODS:
-      raise ValueError(f'methods must be among {METHODS}, got {m!r}')
-  if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-    raise ValueError(f'seeds must be a positive int, got {seeds!r}')
-  methods = ['adam'] + [m for m in dict.fromkeys(methods) if m != 'adam']
-  task = tasks_lib.get(task_name)
-  if steps is not None:
-    task = task.replace(steps=steps, eval_every=min(task.eval_every, steps))
-  ds = data_lib.load(task.dataset)
-  steps_per_epoch = task.record_every or tasks_lib.steps_per_epoch(task, ds)
+  methods, task, ds, steps_per_epoch = _setup(task_name, methods, seeds,
+                                              steps)
   cache = pathlib.Path(cache_dir) if cache_dir is not None else None
   better = task.higher_is_better
   if saved_only:
     def complete(m):
-      factors = SWEEP if m == 'adam-sweep' else (1.0,)
-      name = 'adam' if m == 'adam-sweep' else m
       return all(_saved(task, s, name, cache, f) is not None
-                 for s in range(seeds) for f in factors)
+                 for name, s, f in _runs_to_train([m], seeds))
     if not complete('adam'):
       raise ValueError(
           f'--saved-only: no saved adam runs for all {seeds} seeds of'
