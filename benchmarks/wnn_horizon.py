@@ -23,12 +23,12 @@ import numpy as np
 import optax
 
 import optax_nowcast as onc
-from optax_nowcast import data as data_lib
-from optax_nowcast import tasks
-from optax_nowcast.bench import metrics
-from optax_nowcast.meta import pipeline
-from optax_nowcast.meta import train as train_lib
-from optax_nowcast.meta import zoo
+from optax_nowcast.lab import data as data_lib
+from optax_nowcast.lab import tasks
+from optax_nowcast.lab.bench import metrics
+from optax_nowcast.lab.meta import pipeline
+from optax_nowcast.lab.meta import train as train_lib
+from optax_nowcast.lab.meta import zoo
 
 
 def main(argv=None):

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import optax
 
 import optax_nowcast as onc
-from optax_nowcast import data as data_lib
+from optax_nowcast.lab import data as data_lib
 
 
 class MLP(nn.Module):

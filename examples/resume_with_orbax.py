@@ -37,7 +37,7 @@ import optax
 import orbax.checkpoint as ocp
 
 import optax_nowcast as onc
-from optax_nowcast import data as data_lib
+from optax_nowcast.lab import data as data_lib
 
 
 class MLP(nn.Module):

@@ -29,8 +29,8 @@ from jax.sharding import NamedSharding  # pylint: disable=g-import-not-at-top
 from jax.sharding import PartitionSpec as P  # pylint: disable=g-import-not-at-top
 
 import optax_nowcast as onc  # pylint: disable=g-import-not-at-top
-from optax_nowcast import data as data_lib  # pylint: disable=g-import-not-at-top
-from optax_nowcast import tasks  # pylint: disable=g-import-not-at-top
+from optax_nowcast.lab import data as data_lib  # pylint: disable=g-import-not-at-top
+from optax_nowcast.lab import tasks  # pylint: disable=g-import-not-at-top
 
 
 def fsdp_spec(shape, devices):

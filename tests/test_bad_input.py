@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import optax_nowcast as onc
-from optax_nowcast import data
+from optax_nowcast.lab import data
 from optax_nowcast import forecasters
 from optax_nowcast import schedules
 from optax_nowcast.forecasters import _io

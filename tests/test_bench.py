@@ -6,10 +6,10 @@ import json
 import jsonschema
 import pytest
 
-from optax_nowcast import cli
-from optax_nowcast.bench import metrics
-from optax_nowcast.bench import report
-from optax_nowcast.bench import runner
+from optax_nowcast.lab import cli
+from optax_nowcast.lab.bench import metrics
+from optax_nowcast.lab.bench import report
+from optax_nowcast.lab.bench import runner
 
 
 def test_first_reach_is_the_first_step_at_or_past_the_target():
@@ -170,7 +170,7 @@ def test_bench_rejects_unknown_methods_and_task_and_suite_together(capsys):
 
 def test_schema_rejects_a_report_missing_its_summary():
   with pytest.raises(jsonschema.ValidationError):
-    jsonschema.validate({'schema': 'optax_nowcast.bench/1'}, report.SCHEMA)
+    jsonschema.validate({'schema': 'optax_nowcast.lab.bench/1'}, report.SCHEMA)
 
 
 def test_workers_share_the_runs_and_saved_only_reports_them(tmp_path,

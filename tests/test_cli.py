@@ -2,7 +2,7 @@
 
 import pytest
 
-from optax_nowcast import cli
+from optax_nowcast.lab import cli
 
 
 @pytest.fixture

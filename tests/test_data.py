@@ -1,4 +1,4 @@
-"""Specifications of optax_nowcast.data: offline dataset loaders."""
+"""Specifications of optax_nowcast.lab.data: offline dataset loaders."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import struct
 import numpy as np
 import pytest
 
-from optax_nowcast import data
+from optax_nowcast.lab import data
 
 # --------------------------------------------------------------------------
 # Helpers: small IDX files written by the tests themselves.

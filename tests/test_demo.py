@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from optax_nowcast import cli
+from optax_nowcast.lab import cli
 
 
 def test_demo_prints_the_table_and_writes_report_and_plot(tmp_path, capsys):

@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from optax_nowcast.meta import pipeline
-from optax_nowcast.meta import train as train_lib
-from optax_nowcast.meta import trajectories
-from optax_nowcast.meta import windows
-from optax_nowcast.meta import zoo
+from optax_nowcast.lab.meta import pipeline
+from optax_nowcast.lab.meta import train as train_lib
+from optax_nowcast.lab.meta import trajectories
+from optax_nowcast.lab.meta import windows
+from optax_nowcast.lab.meta import zoo
 
 
 @pytest.fixture(scope='module')
@@ -95,7 +95,7 @@ def test_trained_forecaster_beats_last_on_held_out_task(trajs, tmp_path,
 def test_conv3x3_equals_flax_conv():
   import flax.linen as nn  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
-  from optax_nowcast import tasks  # pylint: disable=g-import-not-at-top
+  from optax_nowcast.lab import tasks  # pylint: disable=g-import-not-at-top
   x = jax.random.normal(jax.random.key(1), (2, 9, 9, 3))
   for strides in (1, 2):
     params = nn.Conv(5, (3, 3), strides=strides).init(

@@ -4,7 +4,7 @@ import importlib.util
 import json
 import pathlib
 
-from optax_nowcast.bench import runner
+from optax_nowcast.lab.bench import runner
 
 _SCRIPT = pathlib.Path(__file__).parent.parent / 'benchmarks' / 'suite_summary.py'
 _spec = importlib.util.spec_from_file_location('suite_summary', _SCRIPT)

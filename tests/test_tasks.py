@@ -7,8 +7,8 @@ import optax
 import pytest
 
 import optax_nowcast as onc
-from optax_nowcast import data as data_lib
-from optax_nowcast import tasks
+from optax_nowcast.lab import data as data_lib
+from optax_nowcast.lab import tasks
 
 
 def _corpus():

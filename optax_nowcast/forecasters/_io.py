@@ -25,7 +25,7 @@ import jax
 import orbax.checkpoint as ocp
 
 from optax_nowcast import _validation
-from optax_nowcast import data as data_lib
+from optax_nowcast._files import sha256_file
 from optax_nowcast.forecasters._base import Forecaster
 
 PathLike = Union[str, os.PathLike]
@@ -62,7 +62,7 @@ def shipped_root() -> pathlib.Path:
 
 
 def _checksums(weights_dir: pathlib.Path) -> dict[str, str]:
-  return {str(p.relative_to(weights_dir)): data_lib.sha256_file(p)
+  return {str(p.relative_to(weights_dir)): sha256_file(p)
           for p in sorted(weights_dir.rglob('*')) if p.is_file()}
 
 

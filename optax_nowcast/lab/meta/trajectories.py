@@ -35,8 +35,8 @@ import numpy as np
 import tqdm
 
 from optax_nowcast import _labels
-from optax_nowcast import data as data_lib
-from optax_nowcast import tasks as tasks_lib
+from optax_nowcast.lab import data as data_lib
+from optax_nowcast.lab import tasks as tasks_lib
 
 FORMAT = 1
 PathLike = Union[str, os.PathLike]

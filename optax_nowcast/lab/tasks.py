@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from optax_nowcast import data as data_lib
+from optax_nowcast.lab import data as data_lib
 
 
 class MLP(nn.Module):
@@ -131,7 +131,7 @@ class Task:
 
   Attributes:
     name: Registry name.
-    dataset: A name accepted by :func:`optax_nowcast.data.load`.
+    dataset: A name accepted by :func:`optax_nowcast.lab.data.load`.
     model: Builds the Flax module.
     optimizer: Key of :data:`OPTIMIZERS`.
     learning_rate: The optimizer's learning rate.

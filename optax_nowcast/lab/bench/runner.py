@@ -32,9 +32,9 @@ import optax
 import tqdm
 
 import optax_nowcast as onc
-from optax_nowcast import data as data_lib
-from optax_nowcast import tasks as tasks_lib
-from optax_nowcast.bench import metrics
+from optax_nowcast.lab import data as data_lib
+from optax_nowcast.lab import tasks as tasks_lib
+from optax_nowcast.lab.bench import metrics
 from optax_nowcast.forecasters import _io as forecaster_io
 
 METHODS = ('adam', 'adam-sweep', 'linear', 'quadratic', 'introspection',
@@ -84,7 +84,7 @@ def _wrap(method: str, task: tasks_lib.Task, steps_per_epoch: int
 
 def seen_in_meta_training(task: str) -> bool:
   """Whether the shipped forecasters saw trajectories of ``task``."""
-  from optax_nowcast.meta import zoo  # pylint: disable=g-import-not-at-top
+  from optax_nowcast.lab.meta import zoo  # pylint: disable=g-import-not-at-top
   return any(spec.task == task for spec in zoo.runs('full'))
 
 
@@ -216,7 +216,7 @@ def train_share(task_name: str, methods: Sequence[str], seeds: int,
   ``saved_only=True`` reports the runs without training.
 
   Args:
-    task_name: A registered task (:func:`optax_nowcast.tasks.get`).
+    task_name: A registered task (:func:`optax_nowcast.lab.tasks.get`).
     methods: Names from :data:`METHODS`; ``adam`` is always included.
     seeds: Seeds ``0 .. seeds - 1``.
     worker: This process's index, ``0 <= worker < workers``.
@@ -251,10 +251,10 @@ def run_task(task_name: str, methods: Sequence[str], seeds: int, *,
              reuse: bool = True, saved_only: bool = False) -> dict:
   """Runs ``methods`` x ``seeds`` on a task; returns the report dict.
 
-  See :mod:`optax_nowcast.bench.report` for the report's schema.
+  See :mod:`optax_nowcast.lab.bench.report` for the report's schema.
 
   Args:
-    task_name: A registered task (:func:`optax_nowcast.tasks.get`).
+    task_name: A registered task (:func:`optax_nowcast.lab.tasks.get`).
     methods: Names from :data:`METHODS`; ``adam`` is always run.
     seeds: Seeds ``0 .. seeds - 1``.
     steps: Overrides the task's step budget.
@@ -321,7 +321,7 @@ def run_task(task_name: str, methods: Sequence[str], seeds: int, *,
     rule = (f"the worst over seeds of plain adam's best {task.metric} within"
             f' the first {TARGET_FRACTION:.0%} of the budget')
   return dict(
-      schema='optax_nowcast.bench/1',
+      schema='optax_nowcast.lab.bench/1',
       task=task_name,
       seen_in_meta_training=seen_in_meta_training(task_name),
       metric=task.metric,

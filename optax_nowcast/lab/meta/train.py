@@ -26,7 +26,7 @@ import tqdm
 from optax_nowcast.forecasters import _curve_fit
 from optax_nowcast.forecasters import _introspection
 from optax_nowcast.forecasters import _wnn
-from optax_nowcast.meta import windows as windows_lib
+from optax_nowcast.lab.meta import windows as windows_lib
 
 WNN_LABELS = ('conv', 'dense', 'bias')
 

@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from optax_nowcast.meta import trajectories as traj_lib
+from optax_nowcast.lab.meta import trajectories as traj_lib
 
 
 @dataclasses.dataclass

@@ -13,9 +13,9 @@ from typing import Optional, Sequence
 import numpy as np
 
 from optax_nowcast.forecasters import _io
-from optax_nowcast.meta import train as train_lib
-from optax_nowcast.meta import trajectories as traj_lib
-from optax_nowcast.meta import windows as windows_lib
+from optax_nowcast.lab.meta import train as train_lib
+from optax_nowcast.lab.meta import trajectories as traj_lib
+from optax_nowcast.lab.meta import windows as windows_lib
 
 
 def build_samples(

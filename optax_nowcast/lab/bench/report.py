@@ -31,7 +31,7 @@ SCHEMA: dict[str, Any] = {
                  'steps_per_epoch', 'seeds', 'methods', 'machine', 'date',
                  'command', 'runs', 'summary'],
     'properties': {
-        'schema': {'const': 'optax_nowcast.bench/1'},
+        'schema': {'const': 'optax_nowcast.lab.bench/1'},
         'task': {'type': 'string'},
         'seen_in_meta_training': {'type': 'boolean'},
         'metric': {'type': 'string'},

@@ -58,8 +58,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _collect(args: argparse.Namespace) -> int:
-  from optax_nowcast.meta import trajectories  # pylint: disable=g-import-not-at-top
-  from optax_nowcast.meta import zoo  # pylint: disable=g-import-not-at-top
+  from optax_nowcast.lab.meta import trajectories  # pylint: disable=g-import-not-at-top
+  from optax_nowcast.lab.meta import zoo  # pylint: disable=g-import-not-at-top
 
   specs = zoo.runs(args.zoo)
   dirs = trajectories.collect(specs, args.out, args.snapshot_every,
@@ -69,8 +69,8 @@ def _collect(args: argparse.Namespace) -> int:
 
 
 def _train_forecaster(args: argparse.Namespace) -> int:
-  from optax_nowcast.meta import pipeline  # pylint: disable=g-import-not-at-top
-  from optax_nowcast.meta import train  # pylint: disable=g-import-not-at-top
+  from optax_nowcast.lab.meta import pipeline  # pylint: disable=g-import-not-at-top
+  from optax_nowcast.lab.meta import train  # pylint: disable=g-import-not-at-top
 
   holdout = [t.strip() for t in args.holdout.split(',') if t.strip()]
   config = train.TrainConfig(steps=args.steps, batch_size=args.batch_size,
@@ -90,8 +90,8 @@ def _train_forecaster(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
   import pathlib  # pylint: disable=g-import-not-at-top
-  from optax_nowcast.bench import report  # pylint: disable=g-import-not-at-top
-  from optax_nowcast.bench import runner  # pylint: disable=g-import-not-at-top
+  from optax_nowcast.lab.bench import report  # pylint: disable=g-import-not-at-top
+  from optax_nowcast.lab.bench import runner  # pylint: disable=g-import-not-at-top
 
   if args.suite == bool(args.task):
     raise ValueError('give exactly one of --task T and --suite')

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-import hashlib
 import numbers
 import os
 import pathlib
@@ -35,6 +34,7 @@ from typing import Iterator, NoReturn, Optional, Union
 import numpy as np
 
 from optax_nowcast import _validation
+from optax_nowcast._files import sha256_file  # pylint: disable=unused-import
 
 PathLike = Union[str, os.PathLike]
 
@@ -228,15 +228,6 @@ def _missing(root: pathlib.Path, relpath: str, dataset: str) -> NoReturn:
       f' ${DATA_DIR_ENV}, else $XDG_CACHE_HOME/optax_nowcast/data (default'
       ' ~/.cache/optax_nowcast/data).'
   )
-
-
-def sha256_file(file: pathlib.Path) -> str:
-  """The hex SHA256 digest of a file's bytes."""
-  h = hashlib.sha256()
-  with open(file, 'rb') as f:
-    for chunk in iter(lambda: f.read(1 << 20), b''):
-      h.update(chunk)
-  return h.hexdigest()
 
 
 def verify_file(file: PathLike, expected: str) -> None:

@@ -8,7 +8,7 @@ holds out whole tasks (``HOLDOUT``).
 
 from __future__ import annotations
 
-from optax_nowcast.meta.trajectories import RunSpec
+from optax_nowcast.lab.meta.trajectories import RunSpec
 
 #: Never used for meta-training (the benchmark's unseen tasks).
 UNSEEN = ('mnist-cnn', 'shakespeare-charlm', 'digits-mlp')
