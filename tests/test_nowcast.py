@@ -788,9 +788,9 @@ def test_guard_rolls_a_harmful_jump_back_to_the_pre_jump_params():
   # and 5 watch the loss (at 103 and 104); step 5 closes the guard and,
   # instead of moving to 105, goes back to the pre-jump p_3 = 3.
   assert out == [1.0, 2.0, 103.0, 104.0, 3.0, 4.0]
-  assert [int(s.rollbacks) for s in states] == [0, 0, 0, 0, 1, 1]
+  assert [int(s.guard.rollbacks) for s in states] == [0, 0, 0, 0, 1, 1]
   assert int(states[4].records) == 0  # the history restarts
-  assert float(states[4].loss_ema) == pytest.approx(float(states[2].loss_ema))
+  assert float(states[4].guard.loss_ema) == pytest.approx(float(states[2].guard.loss_ema))
 
 
 def test_guard_keeps_a_helpful_jump():
@@ -798,8 +798,8 @@ def test_guard_keeps_a_helpful_jump():
   out, states = _guarded_run(lambda v, t, tg, l: v[-1] + 6.0,
                              lambda p: jnp.abs(p[0] - 10.0), 5)
   assert out == [1.0, 2.0, 9.0, 10.0, 11.0]
-  assert int(states[-1].guard_left) == 0  # closed at step 5
-  assert int(states[-1].rollbacks) == 0
+  assert int(states[-1].guard.left) == 0  # closed at step 5
+  assert int(states[-1].guard.rollbacks) == 0
   assert int(states[-1].jumps) == 1
 
 
@@ -811,11 +811,11 @@ def test_guard_judges_the_last_half_of_its_window():
   spike = lambda p: jnp.where((p[0] > 14) & (p[0] < 16.5), 5.0, 0.0)
   out, states = _guarded_run(jump, spike, 9, guard_steps=4, window=5)
   assert out[4:] == [15.0, 16.0, 17.0, 18.0, 19.0]
-  assert int(states[-1].rollbacks) == 0
+  assert int(states[-1].guard.rollbacks) == 0
   stays = lambda p: jnp.where(p[0] > 14, 5.0, 0.0)
   out, states = _guarded_run(jump, stays, 9, guard_steps=4, window=5)
   assert out[4:] == [15.0, 16.0, 17.0, 18.0, 5.0]  # back to p_5
-  assert int(states[-1].rollbacks) == 1
+  assert int(states[-1].guard.rollbacks) == 1
 
 
 def test_guard_tolerance_lets_a_small_loss_increase_pass():
@@ -824,8 +824,8 @@ def test_guard_tolerance_lets_a_small_loss_increase_pass():
   loss = lambda p: jnp.where(p[0] > 3.1, 2.0, 1.0)
   _, strict = _guarded_run(forecast, loss, 6, tolerance=0.0)
   _, lenient = _guarded_run(forecast, loss, 6, tolerance=2.0)
-  assert int(strict[-1].rollbacks) == 1
-  assert int(lenient[-1].rollbacks) == 0
+  assert int(strict[-1].guard.rollbacks) == 1
+  assert int(lenient[-1].guard.rollbacks) == 0
 
 
 def test_guard_needs_the_loss_and_a_window_that_keeps_the_pre_jump_params():

@@ -157,7 +157,7 @@ def _train(task: tasks_lib.Task, seed: int, ds: Any, method: str,
   run = Run(method, seed, result.eval_steps, result.eval_metric,
             result.eval_seconds, result.eval_jumps,
             int(state.skipped) if state else 0,
-            int(state.rollbacks) if state else 0)
+            int(optax.tree.get(state, "rollbacks", 0)) if state else 0)
   if file is not None:
     file.parent.mkdir(parents=True, exist_ok=True)
     tmp = file.with_suffix('.tmp')

@@ -1,0 +1,112 @@
+r"""Where the jump happens: forecast every scalar, and the updates that go there.
+
+On a jump step of :func:`optax_nowcast.nowcast`, with the inner optimizer's
+updates :math:`u` and the would-be params :math:`p_n = p + u`, each leaf's
+updates become
+
+.. math::
+  u' = u + (\hat p - p_n), \qquad
+  \hat p = f\bigl(h_{1}, \dots, h_{W-1}, p_n\bigr)
+
+elementwise, where :math:`h` are the leaf's older history entries, :math:`f`
+the forecaster's per-scalar function and :math:`W` its window; so that
+``optax.apply_updates(p, u')`` lands on the forecast :math:`\hat p`. A
+forecast that is not finite leaves its scalar at :math:`p_n`. A rollback is
+the updates that move the params back to a kept copy.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from optax_nowcast.forecasters._base import Forecaster
+
+
+def forecast_leaf(
+    forecaster: Forecaster,
+    window: jax.Array,
+    times: jax.Array,
+    target: jax.Array,
+    label: str,
+    chunk_size: Optional[int] = None,
+) -> jax.Array:
+  """Applies the per-scalar forecaster to every element of ``window[:, ...]``.
+
+  ``window`` is ``(W, *leaf_shape)`` float32. The forecaster is vmapped once
+  per leaf axis, which keeps the leaf's layout (and sharding) unchanged; with
+  ``chunk_size``, a large leaf is flattened and mapped over in chunks so the
+  forecaster's intermediates never exceed ``chunk_size`` elements.
+
+  Args:
+    forecaster: The forecaster.
+    window: The leaf's window, oldest entry first, the newest last.
+    times: ``(W,)`` steps of the entries relative to the newest.
+    target: The step to forecast, relative to the newest entry.
+    label: The leaf's kind (static).
+    chunk_size: See above; ``None`` maps over the whole leaf at once.
+
+  Returns:
+    The float32 forecast, shaped like the leaf.
+  """
+
+  def one(values):
+    return forecaster.apply(forecaster.weights, values, times, target, label)
+
+  shape = window.shape[1:]
+  size = int(np.prod(shape, dtype=np.int64))
+  if chunk_size is not None and size > chunk_size:
+    flat = window.reshape(window.shape[0], size).T
+    return jax.lax.map(one, flat, batch_size=chunk_size).reshape(shape)
+  fn = one
+  for _ in shape:
+    fn = jax.vmap(fn, in_axes=1)
+  return fn(window)
+
+
+def jump_update(
+    forecaster: Forecaster,
+    param: jax.Array,
+    update: jax.Array,
+    older: Sequence[jax.Array],
+    times: jax.Array,
+    target: jax.Array,
+    label: str,
+    chunk_size: Optional[int] = None,
+) -> tuple[jax.Array, jax.Array]:
+  """The update that moves one leaf to its forecast, and its bad count.
+
+  Args:
+    forecaster: The forecaster.
+    param: The leaf's current params :math:`p`.
+    update: The inner optimizer's update :math:`u` of the leaf.
+    older: The ``W - 1`` older window entries, oldest first (any float
+      dtype; forecasts are computed in float32).
+    times: ``(W,)`` steps of the entries relative to the newest.
+    target: The step to forecast, relative to the newest entry.
+    label: The leaf's kind (static).
+    chunk_size: See :func:`forecast_leaf`.
+
+  Returns:
+    ``(u', nonfinite)``: the update in ``update``'s dtype, and the int32
+    number of scalars whose forecast was not finite (left at :math:`p_n`).
+  """
+  newest = optax.apply_updates(param, update).astype(jnp.float32)
+  window = jnp.stack([e.astype(jnp.float32) for e in older] + [newest])
+  forecast = forecast_leaf(forecaster, window, times, target, label,
+                           chunk_size)
+  finite = jnp.isfinite(forecast)
+  delta = jnp.where(finite, forecast - newest, 0.0)
+  new_update = (update.astype(jnp.float32) + delta).astype(update.dtype)
+  return new_update, jnp.sum(~finite, dtype=jnp.int32)
+
+
+def rollback_update(param: jax.Array, kept: jax.Array,
+                    update: jax.Array) -> jax.Array:
+  """The update, in ``update``'s dtype, that moves ``param`` to ``kept``."""
+  back = kept.astype(jnp.float32) - param.astype(jnp.float32)
+  return back.astype(update.dtype)
