@@ -2,22 +2,29 @@
 
 Chain :func:`nowcast` after any optax optimizer; every few records it jumps
 all weights to the values a forecaster predicts they will reach later.
+
+``import optax_nowcast`` loads jax, optax and numpy only: the learned
+forecasters (Flax) and their checkpoints (orbax) are imported when first
+used, and the lab (:mod:`optax_nowcast.lab`: data, tasks, meta-training,
+benchmark) only when imported itself.
 """
 
 from optax_nowcast import forecasters
+from optax_nowcast import guards
 from optax_nowcast import schedules
 from optax_nowcast._check import check_state
 from optax_nowcast._labels import default_label
 from optax_nowcast._nowcast import nowcast
 from optax_nowcast._nowcast import NowcastState
 
-__version__ = '0.1.0'
+__version__ = '0.2.0'
 
 __all__ = (
     'NowcastState',
     'check_state',
     'default_label',
     'forecasters',
+    'guards',
     'nowcast',
     'schedules',
 )

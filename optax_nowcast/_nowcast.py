@@ -318,8 +318,8 @@ def nowcast(
     >>> for _ in range(2):  # the gradient of -x is -1: steps of +0.1
     ...   updates, state = tx.update(-jnp.ones(1), state, params)
     ...   params = optax.apply_updates(params, updates)
-    >>> print(jnp.round(params, 4))  # step 2 jumped from 0.2 one step ahead
-    [0.3]
+    >>> print(f'{float(params[0]):.4f}')  # step 2 jumped from 0.2 to 0.3
+    0.3000
 
   References:
     Sinha et al., `Introspection: Accelerating Neural Network Training by

@@ -6,45 +6,53 @@ A :class:`Forecaster` is data (its weights) plus a pure per-scalar function;
 - Curve fits: :func:`linear`, :func:`quadratic`, and :func:`last` (no jump).
 - Learned: :func:`wnn` (Jang et al., 2023) and :func:`introspection` (Sinha
   et al., 2017), freshly initialised or from given weights; :func:`load`
-  returns the shipped pretrained ones.
+  returns the shipped pretrained ones, :func:`load_from` one saved with
+  :func:`save`.
+
+The learned forecasters and the checkpoint functions are imported on first
+use, so that ``import optax_nowcast`` loads neither Flax nor orbax.
 """
+
+import importlib
+from typing import Any
 
 from optax_nowcast.forecasters._base import Forecaster
 from optax_nowcast.forecasters._base import LABELS
 from optax_nowcast.forecasters._curve_fit import last
 from optax_nowcast.forecasters._curve_fit import linear
-from optax_nowcast.forecasters._curve_fit import polyfit_coefficients
 from optax_nowcast.forecasters._curve_fit import quadratic
-from optax_nowcast.forecasters._introspection import init_introspection_weights
-from optax_nowcast.forecasters._introspection import introspection
-from optax_nowcast.forecasters._introspection import introspection_apply_batch
-from optax_nowcast.forecasters._introspection import IntrospectionNetwork
-from optax_nowcast.forecasters._io import load
-from optax_nowcast.forecasters._io import load_from
-from optax_nowcast.forecasters._io import save
-from optax_nowcast.forecasters._wnn import init_wnn_weights
-from optax_nowcast.forecasters._wnn import wnn
-from optax_nowcast.forecasters._wnn import wnn_apply_batch
-from optax_nowcast.forecasters._wnn import wnn_l1_penalty
-from optax_nowcast.forecasters._wnn import WNNNetwork
+
+# Public name -> the module that defines it, imported on first access.
+_LAZY = {
+    'wnn': '_wnn',
+    'introspection': '_introspection',
+    'load': '_io',
+    'load_from': '_io',
+    'save': '_io',
+}
 
 __all__ = (
     'Forecaster',
-    'IntrospectionNetwork',
     'LABELS',
-    'WNNNetwork',
-    'init_introspection_weights',
-    'init_wnn_weights',
     'introspection',
-    'introspection_apply_batch',
     'last',
     'linear',
     'load',
     'load_from',
-    'polyfit_coefficients',
     'quadratic',
     'save',
     'wnn',
-    'wnn_apply_batch',
-    'wnn_l1_penalty',
 )
+
+
+def __getattr__(name: str) -> Any:
+  if name in _LAZY:
+    module = importlib.import_module(f'{__name__}.{_LAZY[name]}')
+    value = getattr(module, name)
+    globals()[name] = value  # later accesses skip this function
+    return value
+  raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
+def __dir__() -> list[str]:
+  return sorted(set(globals()) | set(__all__))

@@ -14,17 +14,21 @@ from typing import Any, Mapping, Optional
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from optax_nowcast import _validation
+from optax_nowcast.forecasters import _nets
+from optax_nowcast.forecasters import _registry
 from optax_nowcast.forecasters._base import Forecaster
-from optax_nowcast.forecasters._wnn import check_key
-from optax_nowcast.forecasters._wnn import check_params
-from optax_nowcast.forecasters._wnn import uniform_init
 
 #: Inputs per scalar: the weight at steps 0, 0.4t, 0.7t and t.
 INTROSPECTION_WINDOW = 4
 #: Weights enter (and leave) the network multiplied by this factor.
 INTROSPECTION_SCALE = 1000.0
+#: The inputs' steps as fractions of the jump step t (besides 0 and t).
+INTROSPECTION_FRACTIONS = (0.4, 0.7)
+#: The forecast is of step ``INTROSPECTION_TARGET_FACTOR * t``.
+INTROSPECTION_TARGET_FACTOR = 2.0
 
 #: Kernels start as LeCun-uniform, VarianceScaling(1, 'fan_in', 'uniform').
 _KERNEL_INIT = nn.initializers.variance_scaling(1.0, 'fan_in', 'uniform')
@@ -100,7 +104,7 @@ def _apply_batch(weights: Params, windows: jax.Array) -> jax.Array:
 
 @functools.cache
 def _init_fn():
-  return jax.jit(lambda key: uniform_init(key, _expected_params(), 1.0, 1)[0])
+  return jax.jit(lambda key: _nets.uniform_init(key, _expected_params(), 1.0, 1)[0])
 
 
 def init_introspection_weights(key: Optional[jax.Array] = None) -> Params:
@@ -108,7 +112,7 @@ def init_introspection_weights(key: Optional[jax.Array] = None) -> Params:
 
   LeCun-uniform kernels (the distribution of :class:`IntrospectionNetwork`'s
   initialiser, drawn in one go by
-  :func:`~optax_nowcast.forecasters._wnn.uniform_init`), zero biases.
+  :func:`~optax_nowcast.forecasters._nets.uniform_init`), zero biases.
 
   Args:
     key: A JAX PRNG key (default ``jax.random.PRNGKey(0)``).
@@ -123,7 +127,7 @@ def init_introspection_weights(key: Optional[jax.Array] = None) -> Params:
     >>> sum(w.size for w in jax.tree.leaves(weights))
     241
   """
-  key = check_key(jax.random.PRNGKey(0) if key is None else key)
+  key = _nets.check_key(jax.random.PRNGKey(0) if key is None else key)
   return _init_fn()(key)
 
 
@@ -183,7 +187,7 @@ def introspection(
           'key initialises fresh weights; pass either weights or key, not'
           f' both, got key={key!r}'
       )
-    check_params('weights', weights, _expected_params())
+    _nets.check_params('weights', weights, _expected_params())
     _validation.finite_arrays('weights', weights)
     weights = jax.tree.map(lambda w: jnp.asarray(w, jnp.float32), weights)
 
@@ -217,10 +221,100 @@ def introspection_apply_batch(
     >>> introspection_apply_batch(init_introspection_weights(), windows).shape
     (3,)
   """
-  check_params('weights', weights, _expected_params())
+  _nets.check_params('weights', weights, _expected_params())
   if jnp.ndim(windows) != 2 or jnp.shape(windows)[1] != INTROSPECTION_WINDOW:
     raise ValueError(
         f'windows must have shape (N, {INTROSPECTION_WINDOW}), got'
         f' {jnp.shape(windows)}'
     )
   return _apply_batch(weights, windows)
+
+
+# ----------------------------------------------------------------------------
+# Meta-training: samples, loss, and the registry entry.
+
+
+def _loss(weights: Params, windows: jax.Array, targets: jax.Array,
+          label: str) -> jax.Array:
+  """Mean L1 error on weights scaled by 1000 (the network's own units)."""
+  del label  # one network for every label
+  pred = introspection_apply_batch(weights, windows)
+  return jnp.mean(jnp.abs(pred - targets)) * INTROSPECTION_SCALE
+
+
+#: Jump steps are drawn from multiples of this many snapshot intervals.
+_T_GRID = 10
+
+
+def cut_samples(flat: np.ndarray, *, rng: np.random.Generator, count: int,
+                record_every: int = 1, horizon: Optional[int] = None
+                ) -> Optional[tuple[np.ndarray, np.ndarray]]:
+  """Introspection samples (weights at 0, 0.4t, 0.7t, t -> 2t) of one kind.
+
+  ``t`` is drawn from the multiples of 10 snapshot intervals with ``2t``
+  within the run. Scalars are drawn stratified by how much they moved
+  between 0 and t: half from the top half of movers, a quarter from the
+  25th-50th percentile, a quarter from the bottom quarter (our reading of
+  the paper's 50/25/25 split).
+
+  Args:
+    flat: ``(snapshots, scalars)`` trajectory, snapshot 0 the initial one.
+    rng: The random source.
+    count: How many samples.
+    record_every: Unused: the schedule fixes the inputs.
+    horizon: Unused: the schedule fixes the target.
+
+  Returns:
+    ``(windows (count, 4), targets (count,))`` float32, or ``None`` if the
+    run is too short.
+  """
+  del record_every, horizon
+  ts = np.arange(_T_GRID, (flat.shape[0] - 1) // 2 + 1, _T_GRID)
+  if not len(ts):
+    return None
+  t = rng.choice(ts, count)
+  cols = _stratified_columns(flat, t, rng)
+  inner = [t * round(f * _T_GRID) // _T_GRID for f in INTROSPECTION_FRACTIONS]
+  idx = np.stack([np.zeros_like(t), *inner, t], axis=1)
+  windows = flat[idx, cols[:, None]]
+  targets = flat[int(INTROSPECTION_TARGET_FACTOR) * t, cols]
+  return windows.astype(np.float32), targets.astype(np.float32)
+
+
+def _stratified_columns(flat: np.ndarray, t: np.ndarray,
+                        rng: np.random.Generator) -> np.ndarray:
+  """For each drawn t, a scalar chosen by the 50/25/25 movement strata."""
+  cols = np.empty(len(t), np.int64)
+  num = flat.shape[1]
+  strata = rng.choice(3, len(t), p=[0.5, 0.25, 0.25])
+  for value in np.unique(t):
+    where = np.nonzero(t == value)[0]
+    order = np.argsort(np.abs(flat[value] - flat[0]))  # ascending movement
+    bounds = {0: (num // 2, num), 1: (num // 4, num // 2), 2: (0, num // 4)}
+    for stratum, (lo, hi) in bounds.items():
+      pick = where[strata[where] == stratum]
+      hi = max(hi, lo + 1)
+      cols[pick] = order[rng.integers(lo, min(hi, num), len(pick))]
+  return cols
+
+
+def _window_times(horizon: Optional[float]) -> tuple[np.ndarray, float]:
+  """Inputs at 0, 0.4t, 0.7t, t and the target 2t, in units of t, from t."""
+  del horizon
+  times = np.array([0.0, *INTROSPECTION_FRACTIONS, 1.0], np.float32) - 1.0
+  return times, INTROSPECTION_TARGET_FACTOR - 1.0
+
+
+LEARNED = _registry.Learned(
+    name='introspection',
+    make=introspection,
+    init_weights=init_introspection_weights,
+    apply_batch=lambda weights, windows, label: introspection_apply_batch(
+        weights, windows),
+    loss=_loss,
+    penalty=lambda weights: jnp.zeros([], jnp.float32),
+    labels=None,
+    periodic=False,
+    window_times=_window_times,
+    cut_samples=cut_samples,
+)

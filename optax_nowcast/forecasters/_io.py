@@ -19,13 +19,13 @@ import json
 import os
 import pathlib
 import shutil
-from typing import Any, Callable, Optional, Union
+from typing import Any, Optional, Union
 
 import jax
-import orbax.checkpoint as ocp
 
 from optax_nowcast import _validation
 from optax_nowcast._files import sha256_file
+from optax_nowcast.forecasters import _registry
 from optax_nowcast.forecasters._base import Forecaster
 
 PathLike = Union[str, os.PathLike]
@@ -37,16 +37,10 @@ RESTORE_HINT = (
 )
 
 
-def _factories() -> dict[str, tuple[Callable[..., Forecaster],
-                                    Callable[[jax.Array], Any]]]:
-  # Imported here: the learned forecasters import flax modules.
-  from optax_nowcast.forecasters import _introspection  # pylint: disable=g-import-not-at-top
-  from optax_nowcast.forecasters import _wnn  # pylint: disable=g-import-not-at-top
-  return {
-      'wnn': (_wnn.wnn, _wnn.init_wnn_weights),
-      'introspection': (_introspection.introspection,
-                        _introspection.init_introspection_weights),
-  }
+def _orbax():
+  """orbax-checkpoint, imported when a checkpoint is read or written."""
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  return ocp
 
 
 def shipped_root() -> pathlib.Path:
@@ -86,10 +80,10 @@ def save(directory: PathLike, kind: str, weights: Any, *,
       than a checkpoint (which ``save`` refuses to delete).
   """
   directory = _validation.path('directory', directory).resolve()
-  factories = _factories()
-  if not isinstance(kind, str) or kind not in factories:
-    raise ValueError(f'kind must be one of {sorted(factories)}, got {kind!r}')
-  factories[kind][0](weights)  # raises if the weights do not fit the kind
+  if not isinstance(kind, str) or kind not in _registry.names():
+    raise ValueError(
+        f'kind must be one of {sorted(_registry.names())}, got {kind!r}')
+  _registry.get(kind).make(weights)  # raises if the weights do not fit
   if manifest is not None and not isinstance(manifest, dict):
     raise ValueError(
         f'manifest must be a dict of extra entries or None, got {manifest!r}')
@@ -113,6 +107,7 @@ def save(directory: PathLike, kind: str, weights: Any, *,
     shutil.rmtree(directory)
   directory.mkdir(parents=True)
   weights_dir = directory / 'weights'
+  ocp = _orbax()
   with ocp.StandardCheckpointer() as checkpointer:
     checkpointer.save(weights_dir, jax.device_get(weights))
     checkpointer.wait_until_finished()
@@ -193,13 +188,13 @@ def load_from(directory: PathLike, **kwargs: Any) -> Forecaster:
   directory = _validation.path('directory', directory)
   manifest = read_manifest(directory)
   kind = manifest.get('kind')
-  factories = _factories()
-  if kind not in factories:
+  if kind not in _registry.names():
     raise ValueError(
         f'forecaster checkpoint {directory.name!r}: unknown kind {kind!r} in'
         f' {directory / MANIFEST}')
-  factory, init = factories[kind]
-  target = jax.eval_shape(init, jax.random.key(0))
+  learned = _registry.get(kind)
+  target = jax.eval_shape(learned.init_weights, jax.random.key(0))
+  ocp = _orbax()
   try:
     with ocp.StandardCheckpointer() as checkpointer:
       weights = checkpointer.restore(directory / 'weights', target)
@@ -215,7 +210,7 @@ def load_from(directory: PathLike, **kwargs: Any) -> Forecaster:
         f'forecaster checkpoint {directory.name!r}: "forecaster" in'
         f' {directory / MANIFEST} must be a dict of keyword arguments, got'
         f' {config!r}')
-  return factory(weights, **{**config, **kwargs})
+  return learned.make(weights, **{**config, **kwargs})
 
 
 def load(name: str, **kwargs: Any) -> Forecaster:
@@ -238,7 +233,7 @@ def load(name: str, **kwargs: Any) -> Forecaster:
     >>> tx = optax.chain(optax.adam(1e-3), onc.nowcast(
     ...     onc.forecasters.load('wnn'), record_every=100, jump_every=5))
   """
-  known = sorted(_factories())
+  known = sorted(_registry.names())
   if name not in known:
     raise ValueError(f'name must be one of {known}, got {name!r}')
   return load_from(shipped_root() / name, **kwargs)

@@ -21,6 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from optax_nowcast import _validation
+from optax_nowcast.forecasters import _nets
+from optax_nowcast.forecasters import _registry
 from optax_nowcast.forecasters._base import Forecaster
 
 #: Records WNN reads per scalar, oldest first (the newest is the current one).
@@ -133,59 +135,6 @@ class WNNNetwork(nn.Module):
 _NETWORK = WNNNetwork()
 
 
-def check_key(key: Any, name: str = 'key') -> jax.Array:
-  """Returns ``key`` if it is one JAX PRNG key (typed or raw), else raises."""
-  if isinstance(key, jax.Array):
-    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
-      if key.shape == ():
-        return key
-    elif key.dtype == jnp.uint32 and key.shape == (2,):
-      return key
-  raise ValueError(
-      f'{name} must be a single JAX PRNG key (jax.random.key(0) or'
-      f' jax.random.PRNGKey(0)), got {key!r}'
-  )
-
-
-def check_params(name: str, params: Any, expected: Any) -> None:
-  """Raises unless ``params`` has the paths, shapes and float dtypes expected.
-
-  Args:
-    name: How to name ``params`` in the message, e.g. ``"weights['conv']"``.
-    params: A nested mapping of arrays (Flax params).
-    expected: The same tree of ``jax.ShapeDtypeStruct``.
-  """
-
-  def by_path(tree):
-    leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
-    return {jax.tree_util.keystr(path): leaf for path, leaf in leaves}
-
-  if not isinstance(params, Mapping):
-    raise ValueError(
-        f'{name} must be a mapping of Flax params, got {type(params).__name__}'
-    )
-  got, want = by_path(params), by_path(expected)
-  missing = sorted(set(want) - set(got))
-  extra = sorted(set(got) - set(want))
-  if missing or extra:
-    raise ValueError(
-        f'{name} does not match the network: missing params {missing},'
-        f' unexpected params {extra}'
-    )
-  for path, spec in want.items():
-    leaf = got[path]
-    shape = tuple(np.shape(leaf))
-    if shape != spec.shape:
-      raise ValueError(
-          f'{name}{path} must have shape {spec.shape}, got {shape}'
-      )
-    dtype = jnp.result_type(leaf)
-    if not jnp.issubdtype(dtype, jnp.floating):
-      raise ValueError(
-          f'{name}{path} must be a floating array, got dtype {dtype}'
-      )
-
-
 @functools.cache
 def _expected_params() -> Any:
   return jax.eval_shape(
@@ -210,7 +159,7 @@ def _check_weights(weights: Any) -> None:
         f' missing {missing}, unexpected {extra}'
     )
   for label in WNN_WEIGHT_LABELS:
-    check_params(f'weights[{label!r}]', weights[label], _expected_params())
+    _nets.check_params(f'weights[{label!r}]', weights[label], _expected_params())
 
 
 def _weights_label(label: Any) -> str:
@@ -225,15 +174,17 @@ def _weights_label(label: Any) -> str:
   return WNN_LABEL_WEIGHTS[label]
 
 
+def _window_scale(values: jax.Array) -> jax.Array:
+  """WNN's per-window scale ``s = 2 (max - min + 1e-5)`` over the last axis."""
+  return 2.0 * (jnp.max(values, axis=-1) - jnp.min(values, axis=-1)
+                + _EPSILON)
+
+
 def _forecast(params: Params, values: jax.Array) -> jax.Array:
   """The WNN forecast of each window in ``values`` (..., 5), in weight units."""
   values = jnp.asarray(values, jnp.float32)
   oldest = values[..., :1]
-  scale = 2.0 * (
-      jnp.max(values, axis=-1, keepdims=True)
-      - jnp.min(values, axis=-1, keepdims=True)
-      + _EPSILON
-  )
+  scale = _window_scale(values)[..., None]
   normalised = (values - oldest) / scale
   residual = _NETWORK.apply({'params': params}, normalised)
   # o + s (n[-1] + r) == x[-1] + s r; the second form avoids cancellation.
@@ -283,53 +234,10 @@ def _l1(
   return total
 
 
-def uniform_init(
-    key: jax.Array, expected: Any, scale: float, copies: int
-) -> list[Any]:
-  r"""``copies`` fresh params trees in a single random draw.
-
-  Every kernel of shape ``(fan_in, fan_out)`` is drawn from
-  :math:`U(-\ell, \ell)` with :math:`\ell = \sqrt{3\,\mathrm{scale} /
-  \mathrm{fan\_in}}`, the distribution of ``VarianceScaling(scale,
-  'fan_in', 'uniform')``; biases are zero. One draw for all kernels compiles
-  much faster than one per kernel (as ``Module.init`` does).
-
-  Args:
-    key: A JAX PRNG key.
-    expected: A params tree of ``jax.ShapeDtypeStruct`` (from ``eval_shape``).
-    scale: The variance scale.
-    copies: How many independent trees to draw.
-
-  Returns:
-    A list of ``copies`` float32 params trees shaped like ``expected``.
-  """
-  paths, treedef = jax.tree_util.tree_flatten_with_path(expected)
-  kernels = [
-      leaf for path, leaf in paths if getattr(path[-1], 'key', '') == 'kernel'
-  ]
-  total = sum(leaf.size for leaf in kernels)
-  draws = jax.random.uniform(
-      key, (copies, total), jnp.float32, minval=-1.0, maxval=1.0
-  )
-  trees = []
-  for c in range(copies):
-    leaves, offset = [], 0
-    for path, leaf in paths:
-      if getattr(path[-1], 'key', '') == 'kernel':
-        limit = math.sqrt(3.0 * scale / leaf.shape[0])
-        chunk = draws[c, offset:offset + leaf.size]
-        leaves.append(limit * chunk.reshape(leaf.shape))
-        offset += leaf.size
-      else:
-        leaves.append(jnp.zeros(leaf.shape, jnp.float32))
-    trees.append(jax.tree.unflatten(treedef, leaves))
-  return trees
-
-
 @functools.cache
 def _init_fn():
   def init(key):
-    trees = uniform_init(
+    trees = _nets.uniform_init(
         key, _expected_params(), _INIT_SCALE, len(WNN_WEIGHT_LABELS)
     )
     return dict(zip(WNN_WEIGHT_LABELS, trees))
@@ -343,7 +251,7 @@ def init_wnn_weights(key: Optional[jax.Array] = None) -> dict[str, Params]:
   Kernels follow ``VarianceScaling(0.1, 'fan_in', 'uniform')`` (the reference
   initialiser, also :class:`WNNNetwork`'s), biases are zero; the three
   networks are independent. All kernels come from one random draw (see
-  :func:`uniform_init`), so the values differ from ``WNNNetwork().init``'s,
+  :func:`~optax_nowcast.forecasters._nets.uniform_init`), so the values differ from ``WNNNetwork().init``'s,
   but not their distribution.
 
   Args:
@@ -361,7 +269,7 @@ def init_wnn_weights(key: Optional[jax.Array] = None) -> dict[str, Params]:
     >>> sum(w.size for w in jax.tree.leaves(weights['conv']))
     9425
   """
-  key = check_key(jax.random.PRNGKey(0) if key is None else key)
+  key = _nets.check_key(jax.random.PRNGKey(0) if key is None else key)
   return _init_fn()(key)
 
 
@@ -524,3 +432,68 @@ def wnn_l1_penalty(
   kernel = _validation.non_negative_float('kernel', kernel)
   bias = _validation.non_negative_float('bias', bias)
   return _l1(weights, kernel, bias)
+
+
+# ----------------------------------------------------------------------------
+# Meta-training: samples, loss, and the registry entry.
+
+
+def _loss(weights: Mapping[str, Params], windows: jax.Array,
+          targets: jax.Array, label: str) -> jax.Array:
+  """Mean L1 error in WNN's normalised units (divided by the window scale).
+
+  As the paper's Keras model trains on normalised data; the L1 weight
+  penalty (:func:`wnn_l1_penalty`) is added once per step by the trainer.
+  """
+  pred = wnn_apply_batch(weights, windows, label)
+  return jnp.mean(jnp.abs(pred - targets) / _window_scale(windows))
+
+
+def cut_samples(flat: np.ndarray, *, rng: np.random.Generator, count: int,
+                record_every: int, horizon: int
+                ) -> Optional[tuple[np.ndarray, np.ndarray]]:
+  """WNN samples from one label kind of one run.
+
+  Windows of 5 records ``record_every`` snapshots apart, oldest first, and
+  the value ``horizon`` records after the newest; scalars and window
+  positions drawn uniformly at random.
+
+  Args:
+    flat: ``(snapshots, scalars)`` trajectory, snapshots evenly spaced.
+    rng: The random source.
+    count: How many samples.
+    record_every: Snapshots between records.
+    horizon: Records between the newest window entry and the target.
+
+  Returns:
+    ``(windows (count, 5), targets (count,))`` float32, or ``None`` if the
+    run is too short for one window and its target.
+  """
+  span = (WNN_WINDOW - 1 + horizon) * record_every
+  starts = flat.shape[0] - span
+  if starts <= 0:
+    return None
+  t0 = rng.integers(0, starts, count)
+  col = rng.integers(0, flat.shape[1], count)
+  offsets = np.arange(WNN_WINDOW) * record_every
+  windows = flat[t0[:, None] + offsets[None, :], col[:, None]]
+  targets = flat[t0 + span, col]
+  return windows.astype(np.float32), targets.astype(np.float32)
+
+
+def _window_times(horizon: Optional[float]) -> tuple[np.ndarray, float]:
+  return np.arange(1 - WNN_WINDOW, 1, dtype=np.float32), float(horizon)
+
+
+LEARNED = _registry.Learned(
+    name='wnn',
+    make=wnn,
+    init_weights=init_wnn_weights,
+    apply_batch=wnn_apply_batch,
+    loss=_loss,
+    penalty=wnn_l1_penalty,
+    labels=WNN_WEIGHT_LABELS,
+    periodic=True,
+    window_times=_window_times,
+    cut_samples=cut_samples,
+)

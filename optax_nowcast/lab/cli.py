@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from typing import Optional, Sequence
+
+# Light: the registry module imports no forecaster until one is asked for.
+from optax_nowcast.forecasters import _registry as registry
 
 
 def _positive_int(text: str) -> int:
@@ -172,13 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
 
   fit = sub.add_parser(
       'train-forecaster',
-      help='Fit WNN or Introspection to recorded trajectories.',
+      help='Fit a learned forecaster to recorded trajectories.',
       description=(
           'Cuts (window, target) samples from the trajectories, fits the'
           ' forecaster with an L1 loss, reports validation L1 on the held-out'
           ' tasks next to the last and linear baselines, and saves weights and'
           ' manifest to --out (orbax-checkpoint).'))
-  fit.add_argument('--kind', choices=('wnn', 'introspection'), required=True)
+  fit.add_argument('--kind', choices=registry.names(), required=True,
+                   help='a registered learned forecaster')
   fit.add_argument('--trajectories', required=True, type=_in_dir,
                    help='directory written by collect')
   fit.add_argument('--out', required=True, type=_out_dir,
@@ -189,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
   fit.add_argument('--batch-size', type=_positive_int, default=512)
   fit.add_argument('--learning-rate', type=float, default=1e-3)
   fit.add_argument('--horizon', type=_positive_int, default=5,
-                   help='WNN horizon in records')
+                   help='horizon in records (forecasters made for the'
+                   ' periodic schedule, e.g. wnn)')
   fit.add_argument('--per-label', type=_positive_int, default=20_000,
                    help='samples per label kind, run and record interval')
   fit.add_argument('--seed', type=int, default=0)
@@ -201,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
       description=(
           'Trains a task with each method for several seeds in one process'
           ' (seed by seed, method by method), and writes <task>.json (schema'
-          ' in optax_nowcast/bench/report.py), <task>.md (table) and'
+          ' in optax_nowcast/lab/bench/report.py), <task>.md (table) and'
           ' <task>.png (metric vs step, jumps marked) under --out. Each'
           ' finished run is kept under --out/runs/ and reused when the'
           ' command is run again with the same settings, so an interrupted'
@@ -237,6 +243,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
   """Entry point of the ``optax-nowcast`` console script."""
   args = build_parser().parse_args(argv)
+  missing = [m for m in ('sklearn', 'tqdm', 'matplotlib')
+             if importlib.util.find_spec(m) is None]
+  if missing:
+    print(f'optax-nowcast {args.command}: error: the lab needs {missing},'
+          " which come with pip install 'optax-nowcast[lab]'",
+          file=sys.stderr)
+    return 2
   try:
     return args.func(args)
   except (ValueError, FileNotFoundError) as e:

@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from optax_nowcast.forecasters import _io
+from optax_nowcast.forecasters import _registry as registry
 from optax_nowcast.lab.meta import train as train_lib
 from optax_nowcast.lab.meta import trajectories as traj_lib
 from optax_nowcast.lab.meta import windows as windows_lib
@@ -31,20 +32,19 @@ def build_samples(
   """Training and validation samples; ``holdout`` tasks only validate.
 
   Args:
-    kind: ``'wnn'`` or ``'introspection'``.
+    kind: A registered learned forecaster, e.g. ``'wnn'``.
     trajectory_root: A directory written by ``collect``.
     holdout: Task names whose runs are used for validation only.
-    record_every: WNN record intervals, in snapshots; each run contributes
-      windows at every one of them.
-    horizon: WNN horizon in records.
+    record_every: Record intervals, in snapshots, of a periodic forecaster;
+      each run contributes windows at every one of them.
+    horizon: A periodic forecaster's horizon in records.
     per_label: Samples per label kind, run and record interval.
     seed: Sampling seed.
 
   Returns:
     ``(train, valid)``.
   """
-  if kind not in ('wnn', 'introspection'):
-    raise ValueError(f"kind must be 'wnn' or 'introspection', got {kind!r}")
+  learned = registry.get(kind)
   runs = traj_lib.list_runs(trajectory_root)
   if not runs:
     raise FileNotFoundError(
@@ -54,14 +54,10 @@ def build_samples(
   parts = []
   for path in runs:
     trajectory = traj_lib.load_run(path)
-    if kind == 'wnn':
-      for k in record_every:
-        parts.append(windows_lib.wnn_samples(
-            trajectory, record_every=k, horizon=horizon,
-            per_label=per_label, rng=rng))
-    else:
-      parts.append(windows_lib.introspection_samples(
-          trajectory, per_label=per_label, rng=rng))
+    for k in record_every if learned.periodic else (1,):
+      parts.append(windows_lib.cut(
+          learned, trajectory, record_every=k, horizon=horizon,
+          per_label=per_label, rng=rng))
   samples = windows_lib.concat(parts)
   held = np.isin(samples.tasks, list(holdout))
   if held.all() or not held.any():
@@ -89,15 +85,16 @@ def train_forecaster(
   Returns:
     The manifest written next to the weights.
   """
+  learned = registry.get(kind)
   train, valid = build_samples(
       kind, trajectory_root, holdout=holdout, record_every=record_every,
       horizon=horizon, per_label=per_label, seed=config.seed)
   weights, losses, seconds = train_lib.timed_fit(kind, train, config,
                                                  progress=progress)
   table = train_lib.validation_table(
-      kind, weights, valid, horizon if kind == 'wnn' else None)
+      kind, weights, valid, horizon if learned.periodic else None)
   manifest = dict(
-      forecaster=({'horizon': float(horizon)} if kind == 'wnn' else {}),
+      forecaster=({'horizon': float(horizon)} if learned.periodic else {}),
       config=dict(vars(config), horizon=horizon,
                   record_every=list(record_every), per_label=per_label,
                   holdout=list(holdout)),

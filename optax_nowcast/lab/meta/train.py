@@ -1,14 +1,10 @@
 """Fitting a learned forecaster to trajectory samples.
 
-L1 loss, optax Adam with an exponentially decaying learning rate, jitted
-minibatch steps run in chunks under ``lax.scan``. Validation reports the mean
-absolute error in weight units on held-out samples next to the ``last``
-(no jump) and least-squares ``linear`` baselines, per label kind.
-
-- WNN: one network per label kind, trained on L1 in its normalised units
-  (the error divided by the window's scale ``2 (max - min + 1e-5)``, as the
-  paper's Keras model trains on normalised data), plus its L1 weight penalty.
-- Introspection: one network, L1 on weights scaled by 1000.
+Any registered learned forecaster (``optax_nowcast.forecasters._registry``):
+its own loss and penalty, optax Adam with an exponentially decaying learning
+rate, jitted minibatch steps run in chunks under ``lax.scan``. Validation
+reports the mean absolute error in weight units on held-out samples next to
+the ``last`` (no jump) and least-squares ``linear`` baselines, per label kind.
 """
 
 from __future__ import annotations
@@ -24,11 +20,8 @@ import optax
 import tqdm
 
 from optax_nowcast.forecasters import _curve_fit
-from optax_nowcast.forecasters import _introspection
-from optax_nowcast.forecasters import _wnn
+from optax_nowcast.forecasters import _registry as registry
 from optax_nowcast.lab.meta import windows as windows_lib
-
-WNN_LABELS = ('conv', 'dense', 'bias')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,43 +46,28 @@ class TrainConfig:
           f'learning_rate must be positive, got {self.learning_rate!r}')
 
 
-def _scale(windows: jax.Array) -> jax.Array:
-  return 2.0 * (windows.max(-1) - windows.min(-1) + 1e-5)
-
-
 def predict(kind: str, weights: Any, samples: windows_lib.Samples,
             batch: int = 65536) -> np.ndarray:
   """Forecasts of every sample in weight units (batched, jitted)."""
+  learned = registry.get(kind)
+  fn = jax.jit(learned.apply_batch, static_argnums=2)
   out = np.empty(len(samples), np.float32)
-  if kind == 'wnn':
-    fns = {l: jax.jit(lambda w, x, l=l: _wnn.wnn_apply_batch(w, x, l))
-           for l in WNN_LABELS}
-  else:
-    fn = jax.jit(_introspection.introspection_apply_batch)
   for label in np.unique(samples.labels):
     idx = np.nonzero(samples.labels == label)[0]
     for start in range(0, len(idx), batch):
       part = idx[start:start + batch]
-      x = jnp.asarray(samples.windows[part])
-      if kind == 'wnn':
-        out[part] = np.asarray(fns[str(label)](weights, x))
-      else:
-        out[part] = np.asarray(fn(weights, x))
+      out[part] = np.asarray(
+          fn(weights, jnp.asarray(samples.windows[part]), str(label)))
   return out
 
 
 def baselines(kind: str, samples: windows_lib.Samples,
               horizon: Optional[float]) -> dict[str, np.ndarray]:
   """The ``last`` and least-squares ``linear`` forecasts of the samples."""
-  w = samples.windows.astype(np.float64)
-  if kind == 'wnn':
-    times = np.arange(1 - w.shape[1], 1, dtype=np.float32)
-    target = float(horizon)
-  else:  # inputs at 0, 0.4t, 0.7t, t (in units of t, relative to t)
-    times = np.array([-1.0, -0.6, -0.3, 0.0], np.float32)
-    target = 1.0
+  times, target = registry.get(kind).window_times(horizon)
   coef = np.asarray(_curve_fit.polyfit_coefficients(
       jnp.asarray(times), jnp.float32(target), 1), np.float64)
+  w = samples.windows.astype(np.float64)
   return {'last': w[:, -1], 'linear': w @ coef}
 
 
@@ -112,47 +90,38 @@ def fit(kind: str, train: windows_lib.Samples, config: TrainConfig, *,
         progress: bool = True) -> tuple[Any, list[float]]:
   """Trains a fresh ``kind`` forecaster on ``train``.
 
+  Each step draws ``batch_size`` samples from every pool (one per label
+  kind the forecaster trains separately, or one for all), averages the
+  forecaster's own loss over the pools and adds its penalty.
+
   Returns:
     The weights and the training loss after each chunk.
   """
-  if kind not in ('wnn', 'introspection'):
-    raise ValueError(f"kind must be 'wnn' or 'introspection', got {kind!r}")
+  learned = registry.get(kind)
   key = jax.random.key(config.seed)
   init_key, data_key = jax.random.split(key)
   schedule = optax.exponential_decay(
       config.learning_rate, config.decay_every, config.decay_rate,
       staircase=True)
   tx = optax.adam(schedule)
-
-  if kind == 'wnn':
-    weights = _wnn.init_wnn_weights(init_key)
-    pools = {}
-    for label in WNN_LABELS:
-      mask = train.labels == label
-      if mask.any():
-        pools[label] = (jnp.asarray(train.windows[mask]),
-                        jnp.asarray(train.targets[mask]))
-    if not pools:
-      raise ValueError('no WNN training samples with labels'
-                       f' {WNN_LABELS}; got {train.summary()["labels"]}')
-
-    def loss_fn(weights, key):
-      total = 0.0
-      for i, (label, (xs, ys)) in enumerate(sorted(pools.items())):
-        idx = jax.random.randint(jax.random.fold_in(key, i),
-                                 (config.batch_size,), 0, len(ys))
-        x, y = xs[idx], ys[idx]
-        pred = _wnn.wnn_apply_batch(weights, x, label)
-        total += jnp.mean(jnp.abs(pred - y) / _scale(x))
-      return total / len(pools) + _wnn.wnn_l1_penalty(weights)
+  weights = learned.init_weights(init_key)
+  if learned.labels is None:
+    groups = {'all': np.ones(len(train), bool)}
   else:
-    weights = _introspection.init_introspection_weights(init_key)
-    xs, ys = jnp.asarray(train.windows), jnp.asarray(train.targets)
+    groups = {label: train.labels == label for label in learned.labels}
+  pools = {label: (jnp.asarray(train.windows[m]), jnp.asarray(train.targets[m]))
+           for label, m in sorted(groups.items()) if m.any()}
+  if not pools:
+    raise ValueError(f'no {kind} training samples with labels'
+                     f' {learned.labels}; got {train.summary()["labels"]}')
 
-    def loss_fn(weights, key):
-      idx = jax.random.randint(key, (config.batch_size,), 0, len(ys))
-      pred = _introspection.introspection_apply_batch(weights, xs[idx])
-      return jnp.mean(jnp.abs(pred - ys[idx])) * 1000.0
+  def loss_fn(weights, key):
+    total = 0.0
+    for i, (label, (xs, ys)) in enumerate(pools.items()):
+      idx = jax.random.randint(jax.random.fold_in(key, i),
+                               (config.batch_size,), 0, len(ys))
+      total += learned.loss(weights, xs[idx], ys[idx], label)
+    return total / len(pools) + learned.penalty(weights)
 
   opt_state = tx.init(weights)
 
@@ -171,12 +140,15 @@ def fit(kind: str, train: windows_lib.Samples, config: TrainConfig, *,
 
   losses = []
   chunks = -(-config.steps // config.chunk)
-  bar = tqdm.trange(chunks, desc=f'train {kind}', disable=not progress)
-  for c in bar:
+  bar = tqdm.tqdm(total=chunks * config.chunk, desc=f'train {kind}',
+                  unit='step', disable=not progress)
+  for c in range(chunks):
     weights, opt_state, loss = run_chunk(weights, opt_state,
                                          jnp.int32(c * config.chunk))
     losses.append(float(loss))
+    bar.update(config.chunk)
     bar.set_postfix(loss=f'{losses[-1]:.4g}')
+  bar.close()
   return weights, losses
 
 

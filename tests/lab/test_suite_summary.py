@@ -6,7 +6,7 @@ import pathlib
 
 from optax_nowcast.lab.bench import runner
 
-_SCRIPT = pathlib.Path(__file__).parent.parent / 'benchmarks' / 'suite_summary.py'
+_SCRIPT = pathlib.Path(__file__).parents[2] / 'benchmarks' / 'suite_summary.py'
 _spec = importlib.util.spec_from_file_location('suite_summary', _SCRIPT)
 suite_summary = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(suite_summary)

@@ -16,10 +16,12 @@ import numpy as np
 import pytest
 
 import optax_nowcast as onc
-from optax_nowcast.lab import data
 from optax_nowcast import forecasters
 from optax_nowcast import schedules
+from optax_nowcast.forecasters import _curve_fit
+from optax_nowcast.forecasters import _introspection
 from optax_nowcast.forecasters import _io
+from optax_nowcast.forecasters import _wnn
 
 NAN = float('nan')
 INF = float('inf')
@@ -27,11 +29,11 @@ KEY = jax.random.PRNGKey(0)
 
 
 def _wnn_weights():
-  return forecasters.init_wnn_weights()
+  return _wnn.init_wnn_weights()
 
 
 def _intro_weights():
-  return forecasters.init_introspection_weights()
+  return _introspection.init_introspection_weights()
 
 
 def _with(tree, value):
@@ -83,12 +85,12 @@ CURVE_FIT_CASES = [
     (lambda: forecasters.quadratic(5, -1.0), 'horizon must be a positive number, got -1.0'),
     (lambda: forecasters.quadratic(np.float32(5.0)), r'window must be a positive int, got .*5\.0'),
     (lambda: forecasters.last(True), 'window must be a positive int, got True'),
-    (lambda: forecasters.polyfit_coefficients(jnp.arange(5.0), 7.0, -1), 'degree must be a non-negative int, got -1'),
-    (lambda: forecasters.polyfit_coefficients(jnp.arange(5.0), 7.0, 1.0), 'degree must be a non-negative int, got 1.0'),
-    (lambda: forecasters.polyfit_coefficients(jnp.arange(5.0), 7.0, True), 'degree must be a non-negative int, got True'),
-    (lambda: forecasters.polyfit_coefficients(jnp.arange(5.0), 7.0, 5), r'degree must be less than the number of times \(5\) .* got 5'),
-    (lambda: forecasters.polyfit_coefficients(jnp.zeros((2, 5)), 7.0, 1), r'times must be 1-d .* got shape \(2, 5\)'),
-    (lambda: forecasters.polyfit_coefficients(jnp.arange(5.0), jnp.ones(3), 1), r'target must be a scalar step, got shape \(3,\)'),
+    (lambda: _curve_fit.polyfit_coefficients(jnp.arange(5.0), 7.0, -1), 'degree must be a non-negative int, got -1'),
+    (lambda: _curve_fit.polyfit_coefficients(jnp.arange(5.0), 7.0, 1.0), 'degree must be a non-negative int, got 1.0'),
+    (lambda: _curve_fit.polyfit_coefficients(jnp.arange(5.0), 7.0, True), 'degree must be a non-negative int, got True'),
+    (lambda: _curve_fit.polyfit_coefficients(jnp.arange(5.0), 7.0, 5), r'degree must be less than the number of times \(5\) .* got 5'),
+    (lambda: _curve_fit.polyfit_coefficients(jnp.zeros((2, 5)), 7.0, 1), r'times must be 1-d .* got shape \(2, 5\)'),
+    (lambda: _curve_fit.polyfit_coefficients(jnp.arange(5.0), jnp.ones(3), 1), r'target must be a scalar step, got shape \(3,\)'),
 ]
 
 
@@ -106,51 +108,13 @@ LEARNED_CASES = [
     (lambda: forecasters.introspection(jax.tree.map(lambda w: w[..., :3], _intro_weights())), r"weights\['hidden'\]\['bias'\] must have shape \(40,\), got \(3,\)"),
     (lambda: forecasters.introspection(_with(_intro_weights(), NAN)), r"weights\['hidden'\]\['bias'\] holds 1 non-finite values"),
     (lambda: forecasters.introspection(_intro_weights(), key=KEY), 'pass either weights or key, not both'),
-    (lambda: forecasters.init_wnn_weights(3), 'key must be a single JAX PRNG key .*got 3'),
-    (lambda: forecasters.init_introspection_weights(jax.random.split(KEY)), 'key must be a single JAX PRNG key'),
-    (lambda: forecasters.wnn_apply_batch(_intro_weights(), jnp.zeros((3, 5)), 'conv'), 'weights must have exactly the labels'),
-    (lambda: forecasters.introspection_apply_batch(_wnn_weights(), jnp.zeros((3, 4))), 'weights does not match the network'),
-    (lambda: forecasters.wnn_l1_penalty(_wnn_weights(), kernel=NAN), 'kernel must be a finite number >= 0, got nan'),
-    (lambda: forecasters.wnn_l1_penalty(_wnn_weights(), bias=INF), 'bias must be a finite number >= 0, got inf'),
-    (lambda: forecasters.wnn_l1_penalty(_wnn_weights(), kernel=True), 'kernel must be a number >= 0, got True'),
-]
-
-
-# ----------------------------------------------------------------------------
-# Data.
-
-CORPUS = data.CharCorpus(name='tiny', text='ab', vocab='ab',
-                         train=np.array([0], np.int32),
-                         valid=np.array([1], np.int32))
-X, Y = np.zeros((4, 2)), np.arange(4)
-
-DATA_CASES = [
-    (lambda: data.batches(X, Y, True, seed=0), 'batch_size must be a positive int, got True'),
-    (lambda: data.batches(X, Y, 2.5, seed=0), 'batch_size must be a positive int, got 2.5'),
-    (lambda: data.batches(X, Y, '2', seed=0), "batch_size must be a positive int, got '2'"),
-    (lambda: data.batches(X, Y, 0, seed=0), 'batch_size must be a positive int, got 0'),
-    (lambda: data.batches(X, Y, 2, seed=-1), 'seed must be a non-negative int, got -1'),
-    (lambda: data.batches(X, Y, 2, seed=1.5), 'seed must be a non-negative int, got 1.5'),
-    (lambda: data.batches(X, Y, 2, seed=2**32), r'seed must be an int in \[0, 2\*\*32\), got 4294967296'),
-    (lambda: data.batches(X, Y, 2, seed=0, epochs=-1), 'epochs must be a non-negative int, got -1'),
-    (lambda: data.batches(X, Y, 2, seed=0, epochs=1.5), 'epochs must be a non-negative int, got 1.5'),
-    (lambda: data.batches(X, Y, 2, seed=0, epochs=True), 'epochs must be a non-negative int, got True'),
-    (lambda: data.batches(3.0, Y, 2, seed=0), r'x must be an array with one row per example, got shape \(\)'),
-    (lambda: data.batches(X, 1, 2, seed=0), r'y must be an array with one row per example, got shape \(\)'),
-    (lambda: data.batches(X[:0], Y[:0], 1, seed=0), 'x and y are empty'),
-    (lambda: data.load_digits(test_fraction='0.2'), r"test_fraction must be a number in \(0, 1\), got '0.2'"),
-    (lambda: data.load_digits(test_fraction=NAN), r'test_fraction must be a number in \(0, 1\), got nan'),
-    (lambda: data.load_digits(test_fraction=True), r'test_fraction must be a number in \(0, 1\), got True'),
-    (lambda: data.load_digits(seed=-1), 'seed must be a non-negative int, got -1'),
-    (lambda: data.load_digits(seed=True), 'seed must be a non-negative int, got True'),
-    (lambda: data.data_dir(5), 'path must be a directory path .*got 5'),
-    (lambda: data.load('mnist', path=''), "path must be a directory path .*got ''"),
-    (lambda: data.load_shakespeare(['data']), r"path must be a directory path .*got \['data'\]"),
-    (lambda: data.parse_idx('abcd'), 'data must be bytes .*got str'),
-    (lambda: data.verify_file(__file__, 'abc'), "expected must be a hex SHA256 digest of 64 characters, got 'abc'"),
-    (lambda: CORPUS.decode([0.0, 1.0]), 'ids must be integer token ids, got an array of dtype float64'),
-    (lambda: CORPUS.decode(['a']), 'ids must be integer token ids'),
-    (lambda: CORPUS.decode([2]), r'token ids must lie in \[0, 2\), got range \[2, 2\]'),
+    (lambda: _wnn.init_wnn_weights(3), 'key must be a single JAX PRNG key .*got 3'),
+    (lambda: _introspection.init_introspection_weights(jax.random.split(KEY)), 'key must be a single JAX PRNG key'),
+    (lambda: _wnn.wnn_apply_batch(_intro_weights(), jnp.zeros((3, 5)), 'conv'), 'weights must have exactly the labels'),
+    (lambda: _introspection.introspection_apply_batch(_wnn_weights(), jnp.zeros((3, 4))), 'weights does not match the network'),
+    (lambda: _wnn.wnn_l1_penalty(_wnn_weights(), kernel=NAN), 'kernel must be a finite number >= 0, got nan'),
+    (lambda: _wnn.wnn_l1_penalty(_wnn_weights(), bias=INF), 'bias must be a finite number >= 0, got inf'),
+    (lambda: _wnn.wnn_l1_penalty(_wnn_weights(), kernel=True), 'kernel must be a number >= 0, got True'),
 ]
 
 
@@ -176,8 +140,7 @@ LABEL_CASES = [
 
 @pytest.mark.parametrize(
     'call,match',
-    SCHEDULE_CASES + CURVE_FIT_CASES + LEARNED_CASES + DATA_CASES
-    + LABEL_CASES,
+    SCHEDULE_CASES + CURVE_FIT_CASES + LEARNED_CASES + LABEL_CASES,
 )
 def test_bad_arguments_raise_value_errors_naming_them(call, match):
   with pytest.raises(ValueError, match=match):
@@ -188,11 +151,7 @@ def test_valid_edge_inputs_are_still_accepted():
   schedules.periodic(1, 5, 5, horizon=np.array(5.0))  # a 0-d NumPy horizon
   schedules.periodic(np.int64(2), 5, 5, last_jump_step=2**31 - 1)
   schedules.introspection([10], fractions=np.array([0.4, 0.7]))
-  forecasters.polyfit_coefficients(jnp.arange(5.0), jnp.float32(7.0), 4)
-  assert len(list(data.batches(X, Y, np.int64(2), seed=np.int64(3),
-                               epochs=1))) == 2
-  assert CORPUS.decode(np.array([1, 0], np.int64)) == 'ba'
-  assert CORPUS.decode([]) == ''
+  _curve_fit.polyfit_coefficients(jnp.arange(5.0), jnp.float32(7.0), 4)
 
 
 # ----------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """nowcast on params sharded over an 8-device CPU mesh.
 
 The device count of a JAX process is fixed when its backend starts, so the
-checks run in a fresh interpreter (tests/_sharded_script.py).
+checks run in a fresh interpreter (tests/lib/_sharded_script.py).
 """
 
 import os
@@ -14,7 +14,7 @@ SCRIPT = pathlib.Path(__file__).with_name('_sharded_script.py')
 
 def test_sharded_history_no_collectives_and_same_numbers_as_one_device():
   env = dict(os.environ)
-  root = str(SCRIPT.parents[1])
+  root = str(SCRIPT.parents[2])
   env['PYTHONPATH'] = os.pathsep.join(
       p for p in (root, env.get('PYTHONPATH')) if p)
   proc = subprocess.run(
@@ -25,9 +25,9 @@ def test_sharded_history_no_collectives_and_same_numbers_as_one_device():
 
 
 def test_sharded_training_example_keeps_the_history_sharded():
-  example = SCRIPT.parents[1] / 'examples' / 'sharded_digits.py'
+  example = SCRIPT.parents[2] / 'examples' / 'sharded_digits.py'
   env = dict(os.environ)
-  root = str(SCRIPT.parents[1])
+  root = str(SCRIPT.parents[2])
   env['PYTHONPATH'] = os.pathsep.join(
       p for p in (root, env.get('PYTHONPATH')) if p)
   proc = subprocess.run(

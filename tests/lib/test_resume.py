@@ -22,7 +22,7 @@ import pytest
 
 import optax_nowcast as onc
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / 'examples' / 'resume_with_orbax.py'
 STEPS_PER_EPOCH = 44  # 1438 train images // 32
 COUNTERS = ('count', 'records', 'jumps', 'skipped', 'nonfinite')

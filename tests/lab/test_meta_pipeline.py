@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from optax_nowcast.forecasters import _registry as registry
 from optax_nowcast.lab.meta import pipeline
 from optax_nowcast.lab.meta import train as train_lib
 from optax_nowcast.lab.meta import trajectories
@@ -56,8 +57,8 @@ def _synthetic(num_snapshots=60, num_scalars=7):
 
 
 def test_wnn_windows_are_records_apart_and_target_horizon_ahead():
-  s = windows.wnn_samples(_synthetic(), record_every=3, horizon=4,
-                          per_label=200, rng=np.random.default_rng(0))
+  s = windows.cut(registry.get('wnn'), _synthetic(), record_every=3,
+                  horizon=4, per_label=200, rng=np.random.default_rng(0))
   start, col = s.windows[:, 0] // 1000, s.windows[:, 0] % 1000
   np.testing.assert_array_equal(
       s.windows, 1000 * (start[:, None] + 3 * np.arange(5)) + col[:, None])
@@ -66,8 +67,8 @@ def test_wnn_windows_are_records_apart_and_target_horizon_ahead():
 
 
 def test_introspection_samples_read_0_04t_07t_t_and_2t():
-  s = windows.introspection_samples(_synthetic(), per_label=300,
-                                    rng=np.random.default_rng(0))
+  s = windows.cut(registry.get('introspection'), _synthetic(),
+                  per_label=300, rng=np.random.default_rng(0))
   t = s.windows[:, 3] // 1000
   assert set(np.unique(t)) <= {10, 20}
   np.testing.assert_array_equal(s.windows[:, 0] // 1000, 0)

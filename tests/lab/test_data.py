@@ -309,7 +309,7 @@ def _real_data_dir() -> pathlib.Path | None:
   candidates = []
   if os.environ.get(data.DATA_DIR_ENV):
     candidates.append(pathlib.Path(os.environ[data.DATA_DIR_ENV]))
-  beside_repo = pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data'
+  beside_repo = pathlib.Path(__file__).resolve().parents[3] / 'shared' / 'data'
   candidates.append(beside_repo)
   for root in candidates:
     if (root / 'mnist').is_dir():
