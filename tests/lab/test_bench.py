@@ -101,6 +101,7 @@ def test_summary_of_a_hand_made_loss_report():
   assert s['adam']['best'] == (1.5, 0.0)
 
 
+@pytest.mark.slow
 def test_bench_reuses_saved_runs_and_redoes_changed_ones(tmp_path,
                                                         monkeypatch):
   args = ['bench', '--task', 'digits-mlp', '--methods', 'adam,linear',
@@ -135,6 +136,7 @@ def test_bench_reuses_saved_runs_and_redoes_changed_ones(tmp_path,
   assert trained == [66, 66, 44, 44, 44]
 
 
+@pytest.mark.slow
 def test_bench_command_writes_a_report_that_matches_its_schema(tmp_path):
   assert cli.main(['bench', '--task', 'digits-mlp', '--methods',
                    'adam,linear-guard', '--seeds', '1', '--steps', '132',
@@ -173,6 +175,7 @@ def test_schema_rejects_a_report_missing_its_summary():
     jsonschema.validate({'schema': 'optax_nowcast.lab.bench/1'}, report.SCHEMA)
 
 
+@pytest.mark.slow
 def test_workers_share_the_runs_and_saved_only_reports_them(tmp_path,
                                                              monkeypatch):
   args = ['bench', '--task', 'digits-mlp', '--methods', 'adam-sweep,linear',

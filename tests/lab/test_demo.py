@@ -6,6 +6,10 @@ import pytest
 
 from optax_nowcast.lab import cli
 
+# End-to-end (subprocesses or training runs): .ci/run runs them after the
+# quick suite; `pytest -m slow` runs them alone.
+pytestmark = pytest.mark.slow
+
 
 def test_demo_prints_the_table_and_writes_report_and_plot(tmp_path, capsys):
   assert cli.main(['demo', '--seeds', '1', '--methods', 'adam,linear',

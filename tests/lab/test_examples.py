@@ -6,6 +6,10 @@ import sys
 
 import pytest
 
+# End-to-end (subprocesses or training runs): .ci/run runs them after the
+# quick suite; `pytest -m slow` runs them alone.
+pytestmark = pytest.mark.slow
+
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / 'examples'
 
 

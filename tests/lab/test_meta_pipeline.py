@@ -12,6 +12,10 @@ from optax_nowcast.lab.meta import trajectories
 from optax_nowcast.lab.meta import windows
 from optax_nowcast.lab.meta import zoo
 
+# End-to-end (subprocesses or training runs): .ci/run runs them after the
+# quick suite; `pytest -m slow` runs them alone.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope='module')
 def trajs(tmp_path_factory):

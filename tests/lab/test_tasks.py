@@ -21,6 +21,7 @@ def _corpus():
   return data_lib.CharCorpus('generated', text, vocab, ids[:cut], ids[cut:])
 
 
+@pytest.mark.slow
 def test_charlm_trains_and_reports_validation_loss():
   task = tasks.get('shakespeare-charlm').replace(
       steps=60, eval_every=20, batch_size=8, context=16)

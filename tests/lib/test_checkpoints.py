@@ -92,6 +92,7 @@ def test_unknown_name_lists_the_known_ones():
     onc.forecasters.load('nino')
 
 
+@pytest.mark.slow
 def test_loads_from_the_installed_wheel_in_another_directory(tmp_path):
   # A fresh interpreter in an empty directory, without this source tree on
   # its path, imports whatever optax-nowcast pip installed.

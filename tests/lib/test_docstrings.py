@@ -7,6 +7,7 @@ import pytest
 import optax_nowcast
 from optax_nowcast import _check
 from optax_nowcast import _nowcast
+from optax_nowcast import guards
 from optax_nowcast import schedules
 from optax_nowcast.forecasters import _curve_fit
 from optax_nowcast.forecasters import _introspection
@@ -14,7 +15,7 @@ from optax_nowcast.forecasters import _io
 from optax_nowcast.forecasters import _wnn
 
 
-@pytest.mark.parametrize('module', [_check, _nowcast, _curve_fit, schedules,
+@pytest.mark.parametrize('module', [_check, _nowcast, _curve_fit, schedules, guards,
                                     _wnn, _introspection, _io],
                          ids=lambda m: m.__name__)
 def test_docstring_examples(module):

@@ -22,6 +22,10 @@ import pytest
 
 import optax_nowcast as onc
 
+# End-to-end (subprocesses or training runs): .ci/run runs them after the
+# quick suite; `pytest -m slow` runs them alone.
+pytestmark = pytest.mark.slow
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / 'examples' / 'resume_with_orbax.py'
 STEPS_PER_EPOCH = 44  # 1438 train images // 32

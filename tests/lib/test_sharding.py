@@ -9,6 +9,12 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
+# End-to-end (subprocesses or training runs): .ci/run runs them after the
+# quick suite; `pytest -m slow` runs them alone.
+pytestmark = pytest.mark.slow
+
 SCRIPT = pathlib.Path(__file__).with_name('_sharded_script.py')
 
 
