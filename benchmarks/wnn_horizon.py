@@ -25,7 +25,7 @@ import optax
 import optax_nowcast as onc
 from optax_nowcast.lab import data as data_lib
 from optax_nowcast.lab import tasks
-from optax_nowcast.lab.bench import metrics
+from optax_nowcast.lab.bench import speedup
 from optax_nowcast.lab.meta import pipeline
 from optax_nowcast.lab.meta import train as train_lib
 from optax_nowcast.lab.meta import zoo
@@ -80,7 +80,7 @@ def main(argv=None):
             f' {r.eval_jumps[-1]} jumps', flush=True)
 
   target = 0.99 * np.mean([max(c[1]) for c in curves['adam']])
-  reach = {m: [metrics.first_reach(s, a, target) for s, a in cs]
+  reach = {m: [speedup.first_reach(s, a, target) for s, a in cs]
            for m, cs in curves.items()}
   print(f'\n{args.task}: target {target:.4f} (99% of adam\'s mean best),'
         f' {args.seeds} seeds, {task.steps} steps, a record every'
@@ -90,7 +90,7 @@ def main(argv=None):
   print('|---|---|---|---|---|')
   for m, cs in curves.items():
     ok = [x for x in reach[m] if x is not None]
-    sp = metrics.mean_std(metrics.speedups(reach['adam'], reach[m]))
+    sp = speedup.mean_std(speedup.speedups(reach['adam'], reach[m]))
     print(f'| {m} | '
           + (f'{np.mean(ok):.0f} ± {np.std(ok):.0f}' if ok else '-')
           + f' | {len(ok)}/{len(cs)} | {np.mean([max(c[1]) for c in cs]):.4f}'

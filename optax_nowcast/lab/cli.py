@@ -96,6 +96,7 @@ def _bench(args: argparse.Namespace) -> int:
   import pathlib  # pylint: disable=g-import-not-at-top
   from optax_nowcast.lab.bench import report  # pylint: disable=g-import-not-at-top
   from optax_nowcast.lab.bench import runner  # pylint: disable=g-import-not-at-top
+  from optax_nowcast.lab.bench import speedup  # pylint: disable=g-import-not-at-top
 
   if args.suite == bool(args.task):
     raise ValueError('give exactly one of --task T and --suite')
@@ -126,7 +127,7 @@ def _bench(args: argparse.Namespace) -> int:
                           progress=not args.no_progress, command=command,
                           cache_dir=pathlib.Path(args.out) / 'runs',
                           reuse=not args.fresh, saved_only=args.saved_only)
-    rep['summary'] = runner.summarize(rep)
+    rep['summary'] = speedup.summarize(rep)
     paths = report.write(rep, pathlib.Path(args.out))
     tables.append(report.markdown(rep))
     print(tables[-1])

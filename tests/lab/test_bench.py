@@ -7,18 +7,18 @@ import jsonschema
 import pytest
 
 from optax_nowcast.lab import cli
-from optax_nowcast.lab.bench import metrics
+from optax_nowcast.lab.bench import speedup
 from optax_nowcast.lab.bench import report
 from optax_nowcast.lab.bench import runner
 
 
 def test_first_reach_is_the_first_step_at_or_past_the_target():
   steps, acc = [100, 200, 300, 400], [0.5, 0.8, 0.79, 0.9]
-  assert metrics.first_reach(steps, acc, 0.8) == 200
-  assert metrics.first_reach(steps, acc, 0.85) == 400
-  assert metrics.first_reach(steps, acc, 0.95) is None
+  assert speedup.first_reach(steps, acc, 0.8) == 200
+  assert speedup.first_reach(steps, acc, 0.85) == 400
+  assert speedup.first_reach(steps, acc, 0.95) is None
   losses = [3.0, 2.0, 1.5, 1.6]
-  assert metrics.first_reach(steps, losses, 1.5,
+  assert speedup.first_reach(steps, losses, 1.5,
                              higher_is_better=False) == 300
 
 
@@ -28,19 +28,19 @@ def test_speedup_arithmetic_on_hand_made_curves():
   steps = [100, 200, 300, 400, 500, 600]
   base = [[.1, .2, .3, .5, .7, .9], [.1, .2, .3, .9, .9, .9]]
   meth = [[.1, .5, .9, .9, .9, .9], [.1, .2, .3, .95, .9, .9]]
-  b = [metrics.first_reach(steps, c, 0.9) for c in base]
-  m = [metrics.first_reach(steps, c, 0.9) for c in meth]
-  assert metrics.speedups(b, m) == [2.0, 1.0]
-  assert metrics.mean_std(metrics.speedups(b, m)) == (1.5, 0.5)
+  b = [speedup.first_reach(steps, c, 0.9) for c in base]
+  m = [speedup.first_reach(steps, c, 0.9) for c in meth]
+  assert speedup.speedups(b, m) == [2.0, 1.0]
+  assert speedup.mean_std(speedup.speedups(b, m)) == (1.5, 0.5)
   # A seed where either never reaches is left out, not counted as 0 or inf.
-  assert metrics.speedups([600, None], [300, 200]) == [2.0]
-  assert metrics.mean_std([]) is None
+  assert speedup.speedups([600, None], [300, 200]) == [2.0]
+  assert speedup.mean_std([]) is None
 
 
 def test_envelope_takes_the_best_value_at_each_step():
-  assert metrics.envelope([[0.1, 0.5, 0.4], [0.3, 0.2, 0.6]]) == [0.3, 0.5,
+  assert speedup.envelope([[0.1, 0.5, 0.4], [0.3, 0.2, 0.6]]) == [0.3, 0.5,
                                                                   0.6]
-  assert metrics.envelope([[3.0, 1.0], [2.0, 2.0]],
+  assert speedup.envelope([[3.0, 1.0], [2.0, 2.0]],
                           higher_is_better=False) == [2.0, 1.0]
 
 
@@ -48,12 +48,12 @@ def test_default_target_is_reached_by_every_baseline_seed_in_time():
   steps = [1, 2, 3, 4]
   curves = [(steps, [.5, .8, .7, .95]), (steps, [.6, .7, .75, .9])]
   # By step 3: bests .8 and .75; every seed reaches .75.
-  assert metrics.level_reached_by_all(curves, 3) == .75
+  assert speedup.level_reached_by_all(curves, 3) == .75
   losses = [(steps, [3., 2., 2.5, 1.]), (steps, [3., 2.2, 1.9, 1.])]
-  assert metrics.level_reached_by_all(losses, 3,
+  assert speedup.level_reached_by_all(losses, 3,
                                       higher_is_better=False) == 2.0
   # No evaluation by then: the first one counts.
-  assert metrics.level_reached_by_all(curves, 0) == .5
+  assert speedup.level_reached_by_all(curves, 0) == .5
 
 
 def test_summary_of_a_hand_made_report():
@@ -67,7 +67,7 @@ def test_summary_of_a_hand_made_report():
            eval_metric=[.5, .9, .7, .9], eval_seconds=[2., 4., 6., 8.],
            eval_jumps=[0, 1, 1, 1], skipped=0, rollbacks=0),
   ])
-  s = runner.summarize(rep)
+  s = speedup.summarize(rep)
   assert s['linear']['steps_to_target'] == (2.0, 0.0)
   assert s['linear']['speedup_steps_vs_adam'] == (2.0, 0.0)
   # Wall-clock: 4 s vs 4 s, no speed-up in seconds.
@@ -89,12 +89,12 @@ def test_summary_of_a_hand_made_loss_report():
                       eval_seconds=[1., 2., 3., 4.], eval_jumps=[0, 1, 1, 1],
                       skipped=0, rollbacks=0),
              ])
-  s = runner.summarize(rep)
+  s = speedup.summarize(rep)
   assert s['wnn']['steps_to_target'] == (2.0, 0.0)
   assert s['wnn']['speedup_steps_vs_adam'] == (2.0, 0.0)
   assert s['wnn']['best'] == (1.4, 0.0)
   rep['target'] = 1.45  # Adam never gets there: it counts as the budget.
-  s = runner.summarize(rep)
+  s = speedup.summarize(rep)
   assert s['adam']['steps_to_target'] is None
   assert s['adam']['steps_or_budget'] == (4.0, 0.0)
   assert s['wnn']['steps_or_budget'] == (2.0, 0.0)

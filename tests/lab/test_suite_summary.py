@@ -1,15 +1,11 @@
-"""benchmarks/suite_summary.py: the suite's table and the README section."""
+"""The suite summary (optax_nowcast.lab.bench.suite): its table and README block."""
 
-import importlib.util
 import json
-import pathlib
 
 from optax_nowcast.lab.bench import runner
+from optax_nowcast.lab.bench import speedup
+from optax_nowcast.lab.bench import suite as suite_summary
 
-_SCRIPT = pathlib.Path(__file__).parents[2] / 'benchmarks' / 'suite_summary.py'
-_spec = importlib.util.spec_from_file_location('suite_summary', _SCRIPT)
-suite_summary = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(suite_summary)
 
 
 def _report(task, seen, adam_reach, wnn_reach):
@@ -27,7 +23,7 @@ def _report(task, seen, adam_reach, wnn_reach):
              higher_is_better=True, budget_steps=4, seeds=2,
              methods=['adam', 'adam-sweep', 'wnn'], runs=runs,
              date='2026-11-23', machine='x86_64, Python 3.11')
-  rep['summary'] = runner.summarize(rep)
+  rep['summary'] = speedup.summarize(rep)
   return rep
 
 

@@ -34,14 +34,12 @@ import tqdm
 import optax_nowcast as onc
 from optax_nowcast.lab import data as data_lib
 from optax_nowcast.lab import tasks as tasks_lib
-from optax_nowcast.lab.bench import metrics
+from optax_nowcast.lab.bench import speedup
 from optax_nowcast.forecasters import _io as forecaster_io
 
 METHODS = ('adam', 'adam-sweep', 'linear', 'quadratic', 'introspection',
            'wnn', 'linear-guard', 'quadratic-guard', 'wnn-guard')
 
-#: Targets from the papers; other tasks use :data:`TARGET_FRACTION`.
-TARGETS = {'fmnist-cnn16': 0.895, 'fmnist-cnn32': 0.905}
 
 #: The benchmark suite (``optax-nowcast bench --suite``).
 SUITE = ('digits-mlp', 'mnist-mlp', 'mnist-cnn', 'fmnist-cnn16',
@@ -49,13 +47,6 @@ SUITE = ('digits-mlp', 'mnist-mlp', 'mnist-cnn', 'fmnist-cnn16',
 
 SWEEP = (1 / 3, 1.0, 3.0)
 
-#: Tasks without a published target take the level that every seed of plain
-#: Adam reaches within this fraction of the budget (per seed its best so far
-#: there; the worst of those over seeds): Adam needs most of the budget to get
-#: there, so a method has room to be sooner, and every Adam seed counts.
-#: (A fraction of Adam's final best, e.g. 99%, is often reached before the
-#: first jump, and then measures nothing.)
-TARGET_FRACTION = 0.75
 
 
 def _wrap(method: str, task: tasks_lib.Task, steps_per_epoch: int
@@ -270,7 +261,8 @@ def run_task(task_name: str, methods: Sequence[str], seeds: int, *,
       under ``cache_dir`` (``adam``'s must be) and leave the others out.
 
   Returns:
-    The report (without ``summary``; see :func:`summarize`).
+    The report (without ``summary``; see
+    :func:`optax_nowcast.lab.bench.speedup.summarize`).
   """
   methods, task, ds, steps_per_epoch = _setup(task_name, methods, seeds,
                                               steps)
@@ -301,7 +293,7 @@ def run_task(task_name: str, methods: Sequence[str], seeds: int, *,
                for f in SWEEP]
       runs.append(Run(
           method, seed, sweep[0].eval_steps,
-          metrics.envelope([r.eval_metric for r in sweep],
+          speedup.envelope([r.eval_metric for r in sweep],
                            higher_is_better=better),
           # As if the best learning rate were known: one run's time.
           [sum(r.eval_seconds[i] for r in sweep) / len(sweep)
@@ -311,15 +303,10 @@ def run_task(task_name: str, methods: Sequence[str], seeds: int, *,
     runs.append(_train(task, seed, ds, method, steps_per_epoch, cache,
                        reuse))
 
-  if task_name in TARGETS:
-    target = TARGETS[task_name]
-    rule = 'from the papers (NiNo)'
-  else:
-    target = metrics.level_reached_by_all(
-        [(r.eval_steps, r.eval_metric) for r in runs if r.method == 'adam'],
-        TARGET_FRACTION * task.steps, higher_is_better=better)
-    rule = (f"the worst over seeds of plain adam's best {task.metric} within"
-            f' the first {TARGET_FRACTION:.0%} of the budget')
+  target, rule = speedup.target(
+      task_name, [(r.eval_steps, r.eval_metric) for r in runs
+                  if r.method == 'adam'],
+      budget=task.steps, metric=task.metric, higher_is_better=better)
   return dict(
       schema='optax_nowcast.lab.bench/1',
       task=task_name,
@@ -337,42 +324,3 @@ def run_task(task_name: str, methods: Sequence[str], seeds: int, *,
       command=command or ' '.join(sys.argv),
       runs=[dataclasses.asdict(r) for r in runs],
   )
-
-
-def summarize(report: dict) -> dict[str, Any]:
-  """Per-method aggregates over seeds, added to the report as ``summary``."""
-  target, better = report['target'], report['higher_is_better']
-  by = {m: [r for r in report['runs'] if r['method'] == m]
-        for m in report['methods']}
-  reach = {m: [metrics.first_reach(r['eval_steps'], r['eval_metric'], target,
-                                   higher_is_better=better)
-               for r in rs] for m, rs in by.items()}
-  reach_s = {m: [metrics.first_reach(r['eval_seconds'], r['eval_metric'],
-                                     target, higher_is_better=better)
-                 for r in rs] for m, rs in by.items()}
-  pick = max if better else min
-  out = {}
-  for m, rs in by.items():
-    ok = [x for x in reach[m] if x is not None]
-    ok_s = [x for x in reach_s[m] if x is not None]
-    entry = dict(
-        best=metrics.mean_std([pick(r['eval_metric']) for r in rs]),
-        steps_to_target=metrics.mean_std(ok),
-        # A seed that never reached counts as the budget: a lower bound.
-        steps_or_budget=metrics.mean_std(
-            [report['budget_steps'] if x is None else x for x in reach[m]]),
-        seconds_to_target=metrics.mean_std(ok_s),
-        reached=len(ok),
-        jumps=metrics.mean_std([r['eval_jumps'][-1] for r in rs]),
-        skipped=metrics.mean_std([r['skipped'] for r in rs]),
-        rollbacks=metrics.mean_std([r['rollbacks'] for r in rs]),
-    )
-    for base in ('adam', 'adam-sweep'):
-      if base in by:
-        key = base.replace('-', '_')
-        entry[f'speedup_steps_vs_{key}'] = metrics.mean_std(
-            metrics.speedups(reach[base], reach[m]))
-        entry[f'speedup_seconds_vs_{key}'] = metrics.mean_std(
-            metrics.speedups(reach_s[base], reach_s[m]))
-    out[m] = entry
-  return out

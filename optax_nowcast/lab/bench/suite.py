@@ -1,0 +1,161 @@
+"""The suite summary: one table and one figure across the reports (no training).
+
+Reads the ``<task>.json`` reports written by ``optax-nowcast bench`` and
+prints a markdown table with a row per method and a column per task: the
+speed-up in steps vs ``--baseline`` (``adam``, or ``adam-sweep``, the tuned
+baseline; mean ± std over seeds where both reached the target) and how many
+seeds reached it. Writes a bar chart of the same to ``--plot``. With
+``--readme``, writes both tables (vs ``adam`` and vs ``adam-sweep``) between
+the ``<!-- suite:start -->`` and ``<!-- suite:end -->`` lines of that file.
+
+Run::
+
+  python benchmarks/suite_summary.py results/suite/*.json \\
+      --plot results/suite/summary.png --readme README.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import re
+import sys
+from typing import Optional
+
+START, END = '<!-- suite:start -->', '<!-- suite:end -->'
+
+
+def _key(baseline: str) -> str:
+  return 'speedup_steps_vs_' + baseline.replace('-', '_')
+
+
+def _methods(reports: list[dict]) -> list[str]:
+  return list(dict.fromkeys(m for r in reports for m in r['methods']))
+
+
+def table(reports: list[dict], baseline: Optional[str]) -> str:
+  """Markdown: a row per method, a column per task, each cell the speed-up
+  in steps vs ``baseline`` (or, if it is None, the steps to the target with a
+  seed that never reached it counted as the budget) and the seeds that
+  reached the target."""
+  head = [f"{r['task']} ({'seen' if r['seen_in_meta_training'] else 'unseen'})"
+          for r in reports]
+  lines = ['| method | ' + ' | '.join(head) + ' |',
+           '|---|' + '---|' * len(reports)]
+  for m in _methods(reports):
+    cells = []
+    for r in reports:
+      s = r['summary'].get(m)
+      if s is None:
+        cells.append('not run')
+        continue
+      if baseline is None:
+        mean, std = s['steps_or_budget']
+        value = f'{mean:.0f} ± {std:.0f}'
+      else:
+        pair = s.get(_key(baseline))
+        value = '-' if pair is None else f'{pair[0]:.2f} ± {pair[1]:.2f}'
+      cells.append(f"{value} ({s['reached']}/{r['seeds']})")
+    lines.append(f'| {m} | ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines)
+
+
+def plot(reports: list[dict], baseline: str, path: str) -> None:
+  """A bar chart of :func:`table`."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+
+  shown = [m for m in _methods(reports) if m != baseline]
+  fig, ax = plt.subplots(figsize=(10, 4.5))
+  width = 0.8 / len(shown)
+  for i, m in enumerate(shown):
+    means, errs = [], []
+    for r in reports:
+      pair = (r['summary'].get(m) or {}).get(_key(baseline))
+      means.append(np.nan if pair is None else pair[0])
+      errs.append(0.0 if pair is None else pair[1])
+    x = np.arange(len(reports)) + (i - (len(shown) - 1) / 2) * width
+    ax.bar(x, means, width, yerr=errs, label=m, color=f'C{i + 1}', capsize=2)
+  ax.axhline(1.0, color='k', lw=0.8)
+  ax.set_xticks(np.arange(len(reports)),
+                [f"{r['task']}\n({'seen' if r['seen_in_meta_training'] else 'unseen'})"
+                 for r in reports], fontsize=8)
+  ax.set_ylabel(f'speed-up in steps vs {baseline}')
+  ax.set_title(f'Steps to target, {baseline} ÷ method (mean ± std over seeds'
+               ' where both reached; no bar: never reached or not run)',
+               fontsize=10)
+  ax.legend(fontsize=7, ncol=4)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def readme_block(reports: list[dict], command: str,
+                 image: Optional[str]) -> str:
+  """The README's suite section: where the numbers come from, two tables."""
+  dates = sorted({r['date'] for r in reports})
+  when = dates[0] if len(dates) == 1 else f'{dates[0]} to {dates[-1]}'
+  machines = sorted({r['machine'] for r in reports})
+  tasks = ', '.join(
+      f"[`{r['task']}`](results/suite/{r['task']}.md)" for r in reports)
+  return '\n'.join([
+      START,
+      f'Made by `{command}` from the reports of {tasks}'
+      f' (reports of {when}, on'
+      f" {'; '.join(machines)}; each task's report gives its command, target"
+      ' and seconds).',
+      '',
+      'Speed-up in steps to the target vs `adam` (mean ± std over seeds where'
+      ' both reached it; in brackets, seeds that reached it):',
+      '',
+      table(reports, 'adam'),
+      '',
+      'The same vs `adam-sweep` (the best of Adam at 1/3x, 1x and 3x the'
+      ' learning rate at each evaluation):',
+      '',
+      table(reports, 'adam-sweep'),
+      '',
+      'Steps to the target, mean ± std over all seeds, a seed that never'
+      ' reached it counted as the budget (so a lower bound where some did'
+      ' not):',
+      '',
+      table(reports, None),
+      *([] if image is None else
+        ['', f'![Speed-up in steps vs adam, every method and task]({image})']),
+      END,
+  ])
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('reports', nargs='+', help='bench JSON reports')
+  parser.add_argument('--plot', default=None, help='PNG to write')
+  parser.add_argument('--baseline', default='adam',
+                      choices=('adam', 'adam-sweep'),
+                      help='the method every speed-up is measured against')
+  parser.add_argument('--readme', default=None,
+                      help='a markdown file whose suite section to rewrite')
+  args = parser.parse_args(argv)
+  reports = [json.loads(pathlib.Path(p).read_text()) for p in args.reports]
+  print(table(reports, args.baseline))
+  if args.plot:
+    plot(reports, args.baseline, args.plot)
+    print(f'wrote {args.plot}')
+  if args.readme:
+    readme = pathlib.Path(args.readme)
+    text = readme.read_text()
+    if text.count(START) != 1 or text.count(END) != 1:
+      sys.exit(f'{readme} needs one {START} line and one {END} line')
+    command = 'python benchmarks/suite_summary.py ' + ' '.join(
+        sys.argv[1:] if argv is None else argv)
+    block = readme_block(reports, command, args.plot)
+    readme.write_text(re.sub(re.escape(START) + '.*?' + re.escape(END),
+                             lambda _: block, text, flags=re.S))
+    print(f'wrote the suite section of {readme}')
+
+
+if __name__ == '__main__':
+  main()
