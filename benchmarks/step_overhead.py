@@ -10,11 +10,17 @@ A third run, ``adam + cond-floor``, only passes the updates through a
 floor under what ``nowcast`` can cost per step. With ``--guard-steps K`` a
 fourth run, ``adam + nowcast(linear, guard_steps=K)``, times the jump guard
 side by side with the unguarded ``nowcast`` (same schedule, same steps).
+With ``--baseline-package DIR`` another run, ``adam + nowcast(linear)`` of
+the optax_nowcast source tree in ``DIR`` (e.g. a ``git worktree`` of an
+earlier commit, imported under another name), times that version side by
+side with this one: a refactoring's before and after in one process.
 
 Run::
 
   python benchmarks/step_overhead.py              # default settings
   python benchmarks/step_overhead.py --steps 2000 --history-dtype bfloat16
+  git worktree add /tmp/v010 cb3aaff   # optax_nowcast 0.1.0
+  python benchmarks/step_overhead.py --baseline-package /tmp/v010
 
 Targets (issue 2): a non-jump step <= 1.03x plain Adam, a record step
 <= 1.10x, state bytes = Adam's + history (``window - 1`` params-shaped trees,
@@ -24,7 +30,13 @@ half that in bfloat16).
 from __future__ import annotations
 
 import argparse
+import importlib
+import pathlib
+import re
+import shutil
 import statistics
+import sys
+import tempfile
 import time
 
 import flax.linen as nn
@@ -82,6 +94,23 @@ def cond_floor() -> optax.GradientTransformationExtraArgs:
       lambda params: jnp.zeros([], jnp.int32), update)
 
 
+def load_baseline(source: str):
+  """The optax_nowcast package of the source tree ``source``, renamed.
+
+  Copies ``source/optax_nowcast`` to a temporary directory as
+  ``optax_nowcast_baseline`` (its own imports rewritten to that name) and
+  imports it, so two versions can be timed in one process.
+  """
+  tmp = pathlib.Path(tempfile.mkdtemp()) / 'optax_nowcast_baseline'
+  shutil.copytree(pathlib.Path(source) / 'optax_nowcast', tmp,
+                  ignore=shutil.ignore_patterns('__pycache__'))
+  for file in tmp.rglob('*.py'):
+    file.write_text(re.sub(r'\boptax_nowcast\b', 'optax_nowcast_baseline',
+                           file.read_text()))
+  sys.path.insert(0, str(tmp.parent))
+  return importlib.import_module('optax_nowcast_baseline')
+
+
 def tree_bytes(tree) -> int:
   return sum(x.nbytes for x in jax.tree.leaves(tree))
 
@@ -119,6 +148,12 @@ def bench_model(name, model, args):
   }
   if args.guard_steps:
     runs['guard'] = with_nowcast(args.guard_steps)
+  if args.baseline_package:
+    old = load_baseline(args.baseline_package)
+    runs['before'] = optax.chain(optax.adam(1e-3), old.nowcast(
+        old.forecasters.linear(window=args.window, horizon=5),
+        record_every=args.record_every, jump_every=args.window,
+        history_dtype=history_dtype))
   state = {}
   for key, tx in runs.items():
     p = jax.tree.map(jnp.copy, params)
@@ -157,16 +192,18 @@ def bench_model(name, model, args):
         f' jump_every={args.window}, history_dtype={args.history_dtype},'
         f' guard_steps={args.guard_steps},'
         f' donate={args.donate}')
-  guard = ' adam+nowcast+guard ms | guard ratio |' if args.guard_steps else ''
+  extra = [k for k in ('guard', 'before') if k in runs]
+  head = {'guard': ' adam+nowcast+guard ms | guard ratio |',
+          'before': ' adam+nowcast(baseline package) ms | baseline ratio |'}
   print('| step kind | n | adam ms | adam+nowcast ms | ratio |'
-        ' adam+cond-floor ms | floor ratio |' + guard)
-  print('|---|---|---|---|---|---|---|' + '---|---|' * bool(guard))
+        ' adam+cond-floor ms | floor ratio |' + ''.join(head[k] for k in extra))
+  print('|---|---|---|---|---|---|---|' + '---|---|' * len(extra))
   for kind in ('plain', 'record', 'jump'):
     if not times['adam'][kind]:
       continue
     ms = {k: statistics.median(t[kind]) * 1e3 for k, t in times.items()}
     row = f'| {kind} | {len(times["adam"][kind])} | {ms["adam"]:.3f} |'
-    for k in ('nowcast', 'cond-floor', 'guard')[:len(runs) - 1]:
+    for k in ['nowcast', 'cond-floor'] + extra:
       row += f' {ms[k]:.3f} | {ms[k] / ms["adam"]:.3f} |'
     print(row)
   params_bytes = tree_bytes(params)
@@ -175,6 +212,8 @@ def bench_model(name, model, args):
         f' {bytes_["nowcast"]:,} = adam + {hist_bytes / params_bytes:.3f}'
         f' x params ({params_bytes:,} B)'
         + (f'; adam+nowcast+guard {bytes_["guard"]:,}' if 'guard' in bytes_
+           else '')
+        + (f'; baseline package {bytes_["before"]:,}' if 'before' in bytes_
            else ''))
 
 
@@ -193,6 +232,9 @@ def main():
   parser.add_argument('--guard-steps', type=int, default=0,
                       help='also time nowcast with this guard_steps (0: no'
                       ' guarded run)')
+  parser.add_argument('--baseline-package', default='',
+                      help='also time the optax_nowcast source tree in this'
+                      ' directory (e.g. a git worktree of an earlier commit)')
   args = parser.parse_args()
   print(f'jax {jax.__version__}, devices {jax.devices()}')
   models = {'mlp': ('MLP', MLP()), 'cnn': ('CNN', CNN())}

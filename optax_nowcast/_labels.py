@@ -46,25 +46,23 @@ def _leaves(tree: Any) -> list[tuple[str, Any]]:
   return [(jax.tree_util.keystr(path), leaf) for path, leaf in pairs]
 
 
+def _resolve_flat(name: str, spec: LabelSpec, params: Any, default: Any,
+                  kind: type, wanted: str) -> list[Any]:
+  """The flat leaves of ``spec`` resolved against ``params``, type-checked."""
+  pairs = _leaves(_resolve(name, spec, params, default))
+  for path, value in pairs:
+    if not isinstance(value, kind):
+      raise ValueError(f'{name} must {wanted}, got {value!r} at {name}{path}')
+  return [value for _, value in pairs]
+
+
 def resolve_labels(spec: LabelSpec, params: Any) -> list[str]:
   """The flat list of leaf labels (default: by rank, see default_label)."""
-  pairs = _leaves(_resolve('labels', spec, params, default_label))
-  for path, label in pairs:
-    if not isinstance(label, str):
-      raise ValueError(
-          "labels must be strings (a leaf kind such as 'dense'), got"
-          f' {label!r} at labels{path}'
-      )
-  return [label for _, label in pairs]
+  return _resolve_flat('labels', spec, params, default_label, str,
+                       "be strings (a leaf kind such as 'dense')")
 
 
 def resolve_mask(spec: LabelSpec, params: Any) -> list[bool]:
   """The flat list of leaves to nowcast (default: all)."""
-  pairs = _leaves(_resolve('mask', spec, params, lambda _: True))
-  for path, value in pairs:
-    if not isinstance(value, bool):
-      raise ValueError(
-          'mask must hold Python bools (True: nowcast the leaf), got'
-          f' {value!r} at mask{path}'
-      )
-  return [value for _, value in pairs]
+  return _resolve_flat('mask', spec, params, lambda _: True, bool,
+                       'hold Python bools (True: nowcast the leaf)')

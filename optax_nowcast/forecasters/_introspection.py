@@ -64,11 +64,7 @@ _NETWORK = IntrospectionNetwork()
 
 @functools.cache
 def _expected_params() -> Any:
-  return jax.eval_shape(
-      _NETWORK.init,
-      jax.random.PRNGKey(0),
-      jax.ShapeDtypeStruct((INTROSPECTION_WINDOW,), jnp.float32),
-  )['params']
+  return _nets.expected_params(_NETWORK, INTROSPECTION_WINDOW)
 
 
 def _forecast(params: Params, values: jax.Array) -> jax.Array:

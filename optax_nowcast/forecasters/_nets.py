@@ -104,3 +104,15 @@ def uniform_init(
         leaves.append(jnp.zeros(leaf.shape, jnp.float32))
     trees.append(jax.tree.unflatten(treedef, leaves))
   return trees
+
+
+def expected_params(network: Any, window: int) -> Any:
+  """The Flax params tree of ``network`` on a ``(window,)`` input, abstractly.
+
+  ``jax.ShapeDtypeStruct`` leaves: no computation, no random draw.
+  """
+  return jax.eval_shape(
+      network.init,
+      jax.random.PRNGKey(0),
+      jax.ShapeDtypeStruct((window,), jnp.float32),
+  )['params']

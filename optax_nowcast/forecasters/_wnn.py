@@ -137,11 +137,7 @@ _NETWORK = WNNNetwork()
 
 @functools.cache
 def _expected_params() -> Any:
-  return jax.eval_shape(
-      _NETWORK.init,
-      jax.random.PRNGKey(0),
-      jax.ShapeDtypeStruct((WNN_WINDOW,), jnp.float32),
-  )['params']
+  return _nets.expected_params(_NETWORK, WNN_WINDOW)
 
 
 def _check_weights(weights: Any) -> None:

@@ -118,8 +118,10 @@ def fit(kind: str, train: windows_lib.Samples, config: TrainConfig, *,
   def loss_fn(weights, key):
     total = 0.0
     for i, (label, (xs, ys)) in enumerate(pools.items()):
-      idx = jax.random.randint(jax.random.fold_in(key, i),
-                               (config.batch_size,), 0, len(ys))
+      # One pool draws from the step's key itself, several from keys folded
+      # from it: the draws that made the shipped checkpoints.
+      pool_key = key if len(pools) == 1 else jax.random.fold_in(key, i)
+      idx = jax.random.randint(pool_key, (config.batch_size,), 0, len(ys))
       total += learned.loss(weights, xs[idx], ys[idx], label)
     return total / len(pools) + learned.penalty(weights)
 
