@@ -48,6 +48,12 @@ def init(params: Any, num_slots: int, dtype: Optional[Any],
   keep = [True] * len(leaves) if keep is None else keep
 
   def copy(p):
+    if (dtype is not None and jnp.iscomplexobj(p)
+        and not jnp.issubdtype(dtype, jnp.complexfloating)):
+      raise ValueError(
+          f'history_dtype={jnp.dtype(dtype).name} would drop the imaginary'
+          f' part of a complex param ({p.dtype}{list(p.shape)}); leave'
+          ' history_dtype=None, or exclude complex leaves with mask=')
     return jnp.array(p, dtype=p.dtype if dtype is None else dtype, copy=True)
 
   return tuple(

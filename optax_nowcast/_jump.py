@@ -94,8 +94,20 @@ def jump_update(
   Returns:
     ``(u', nonfinite)``: the update in ``update``'s dtype, and the int32
     number of scalars whose forecast was not finite (left at :math:`p_n`).
+    A complex leaf is two real trajectories: its real and imaginary parts
+    are forecast apart (and counted apart in ``nonfinite``).
   """
-  newest = optax.apply_updates(param, update).astype(jnp.float32)
+  newest = optax.apply_updates(param, update)
+  if jnp.iscomplexobj(newest):
+    # Two real trajectories: forecast the real and imaginary parts apart.
+    parts = [
+        jump_update(forecaster, part(param), part(update), [
+            part(e) for e in older], times, target, label, chunk_size)
+        for part in (jnp.real, jnp.imag)
+    ]
+    (re_u, re_bad), (im_u, im_bad) = parts
+    return jax.lax.complex(re_u, im_u).astype(update.dtype), re_bad + im_bad
+  newest = newest.astype(jnp.float32)
   window = jnp.stack([e.astype(jnp.float32) for e in older] + [newest])
   forecast = forecast_leaf(forecaster, window, times, target, label,
                            chunk_size)
@@ -108,5 +120,6 @@ def jump_update(
 def rollback_update(param: jax.Array, kept: jax.Array,
                     update: jax.Array) -> jax.Array:
   """The update, in ``update``'s dtype, that moves ``param`` to ``kept``."""
-  back = kept.astype(jnp.float32) - param.astype(jnp.float32)
+  compute = jnp.promote_types(update.dtype, jnp.float32)
+  back = kept.astype(compute) - param.astype(compute)
   return back.astype(update.dtype)

@@ -52,6 +52,17 @@ class NowcastState(NamedTuple):
   history: tuple[Any, ...]
 
 
+def _is_params_placeholder(params: Any) -> bool:
+  """Whether ``init`` is called by ``optax.tree.map_params``.
+
+  ``map_params`` calls ``init`` with a placeholder (no leaves) to find the
+  params-shaped trees of the state. As ``optax.masked`` does, ``init`` then
+  keeps the placeholder whole instead of resolving a mask tree against it:
+  the history's slots are where the params' copies are.
+  """
+  return type(params).__name__ == '_ParamsPlaceholder'
+
+
 def _make_schedule(forecaster, schedule, record_every, jump_every, horizon,
                    first_jump_step, last_jump_step) -> Schedule:
   """The schedule ``nowcast`` runs: given, or built from the periodic args."""
@@ -345,7 +356,7 @@ def nowcast(
   num_slots = schedule.num_slots
 
   def leaves_to_keep(params):
-    if mask is None:
+    if mask is None or _is_params_placeholder(params):
       return [True] * len(jax.tree.leaves(params))
     return _labels.resolve_mask(mask, params)
 

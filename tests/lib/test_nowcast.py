@@ -860,3 +860,54 @@ def test_guard_compiles_once_and_keeps_state_types():
   assert step._cache_size() == 1
   assert types(state) == first
   assert int(state[1].jumps) == 3
+
+
+# ----------------------------------------------------------------------------
+# Complex params and optax.tree.map_params.
+
+
+@pytest.mark.parametrize('dtype', [jnp.complex64, jnp.complex128])
+def test_complex_params_jump_in_their_real_and_imaginary_parts(dtype):
+  # SGD steps of +0.1 + 0.2j; a jump one interval ahead from (0.2 + 0.4j)
+  # lands on 0.3 + 0.6j: the imaginary part moves with the real one.
+  with jax.enable_x64(dtype == jnp.complex128):
+    tx = optax.chain(optax.sgd(0.1), onc.nowcast(
+        forecasters.linear(window=2, horizon=1), record_every=1,
+        jump_every=2))
+    params = jnp.zeros(1, dtype)
+    state = tx.init(params)
+    for _ in range(2):
+      updates, state = jax.jit(tx.update)(-jnp.array([1 + 2j], dtype), state,
+                                          params)
+      assert updates.dtype == dtype
+      params = optax.apply_updates(params, updates)
+    assert int(optax.tree.get(state, 'jumps')) == 1
+    np.testing.assert_allclose(params, [0.3 + 0.6j], rtol=1e-5)
+
+
+def test_complex_params_refuse_a_real_history_dtype():
+  tx = onc.nowcast(forecasters.linear(2, 1), record_every=1, jump_every=2,
+                   history_dtype=jnp.bfloat16)
+  with pytest.raises(ValueError, match='would drop the imaginary part'):
+    tx.init({'z': jnp.zeros(2, jnp.complex64)})
+
+
+@pytest.mark.parametrize('mask', [None, {'w': True, 'b': False},
+                                  lambda p: {'w': True, 'b': False}],
+                         ids=['no mask', 'mask tree', 'mask callable'])
+def test_map_params_maps_the_history_like_the_params(mask):
+  # How sharding specs for a state are built: map_params finds the history
+  # slots as params-shaped trees (masked leaves stay MaskedNode).
+  params = {'w': jnp.ones((2, 3)), 'b': jnp.zeros(3)}
+  tx = optax.chain(optax.adam(1e-3), onc.nowcast(
+      forecasters.linear(3, 1), record_every=1, jump_every=3, mask=mask))
+  state = tx.init(params)
+  mapped = optax.tree.map_params(tx, lambda p: jnp.full(p.shape, 7.0), state,
+                                 transform_non_params=lambda x: x)
+  assert jax.tree.structure(mapped) == jax.tree.structure(state)
+  for slot in optax.tree.get(mapped, 'history'):
+    np.testing.assert_array_equal(slot['w'], 7.0)
+    if mask is None:
+      np.testing.assert_array_equal(slot['b'], 7.0)
+    else:
+      assert isinstance(slot['b'], optax.MaskedNode)
