@@ -75,8 +75,11 @@ def _make_schedule(forecaster, schedule, record_every, jump_every, horizon,
     if horizon is None:
       if forecaster.horizon is None:
         raise ValueError(
-            f'forecaster {forecaster.name!r} has no default horizon; pass'
-            ' horizon=...'
+            f'forecaster {forecaster.name!r} has no horizon: it forecasts'
+            ' the step its own schedule fixes; use'
+            ' nowcast(forecaster, schedule=onc.schedules.introspection([...]))'
+            ' with the steps to jump at, or pass horizon=... to use it with'
+            ' record_every and jump_every'
         )
       horizon = forecaster.horizon
     return schedules_lib.periodic(

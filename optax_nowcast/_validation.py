@@ -17,8 +17,30 @@ import jax.numpy as jnp
 import numpy as np
 
 
+def _concrete_int(name: str, value: Any) -> Any:
+  """A concrete integer scalar ``jax.Array`` as a Python int; else ``value``.
+
+  Raises for a traced one, whose value is not known when the
+  transformation is built.
+  """
+  if (isinstance(value, jax.Array) and value.ndim == 0
+      and jnp.issubdtype(value.dtype, jnp.integer)):
+    if isinstance(value, jax.core.Tracer):
+      raise ValueError(
+          f'{name} must be a concrete int, known when the transformation is'
+          f' built; got a traced value ({value}): build it outside jit,'
+          ' or pass a Python int')
+    return int(value)
+  return value
+
+
 def positive_int(name: str, value: Any) -> int:
-  """Returns ``value`` if it is a positive Python/NumPy int, else raises."""
+  """Returns ``value`` if it is a positive integer scalar, else raises.
+
+  Python and NumPy ints pass, and so do concrete integer ``jax.Array``
+  scalars (e.g. ``jnp.int32(10)``); a traced one raises.
+  """
+  value = _concrete_int(name, value)
   if isinstance(value, bool) or not isinstance(value, numbers.Integral):
     raise ValueError(f'{name} must be a positive int, got {value!r}')
   if value <= 0:

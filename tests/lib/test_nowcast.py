@@ -911,3 +911,36 @@ def test_map_params_maps_the_history_like_the_params(mask):
       np.testing.assert_array_equal(slot['b'], 7.0)
     else:
       assert isinstance(slot['b'], optax.MaskedNode)
+
+
+# ----------------------------------------------------------------------------
+# Arguments a new user passes.
+
+
+@pytest.mark.parametrize('every', [10, np.int64(10), np.int32(10),
+                                   jnp.int32(10), jnp.array(10)],
+                         ids=['int', 'np.int64', 'np.int32', 'jnp.int32',
+                              'jnp.array'])
+def test_record_every_accepts_any_concrete_integer_scalar(every):
+  tx = onc.nowcast(forecasters.linear(2, 1), record_every=every,
+                   jump_every=jnp.int32(2))
+  state = tx.init(jnp.zeros(1))
+  for _ in range(20):
+    _, state = tx.update(jnp.ones(1), state, jnp.zeros(1))
+  assert int(state.jumps) == 1  # a record at steps 10 and 20, a jump at 20
+
+
+def test_a_traced_record_every_is_rejected_with_a_clear_message():
+  def build(every):
+    onc.nowcast(forecasters.linear(2, 1), record_every=every, jump_every=2)
+    return every
+
+  with pytest.raises(ValueError, match='record_every must be a concrete int'):
+    jax.jit(build)(jnp.int32(10))
+
+
+def test_introspection_without_its_schedule_says_which_schedule_to_use():
+  with pytest.raises(ValueError,
+                     match=r'schedule=onc.schedules.introspection\(\[...\]\)'):
+    onc.nowcast(onc.forecasters.introspection(), record_every=10,
+                jump_every=5)
