@@ -97,9 +97,19 @@ def _bench(args: argparse.Namespace) -> int:
   from optax_nowcast.lab.bench import report  # pylint: disable=g-import-not-at-top
   from optax_nowcast.lab.bench import runner  # pylint: disable=g-import-not-at-top
   from optax_nowcast.lab.bench import speedup  # pylint: disable=g-import-not-at-top
+  from optax_nowcast.lab import tasks  # pylint: disable=g-import-not-at-top
 
   if args.suite == bool(args.task):
     raise ValueError('give exactly one of --task T and --suite')
+  if args.task:
+    tasks.get(args.task)  # an unknown task is named before any other error
+  for m in (m.strip() for m in args.methods.split(',') if m.strip()):
+    if m not in runner.METHODS:
+      raise ValueError(f'methods must be among {runner.METHODS}, got {m!r}')
+  try:
+    _out_dir(args.out)
+  except argparse.ArgumentTypeError as e:
+    raise ValueError(f'--out: {e}') from None
   if args.fresh and args.saved_only:
     raise ValueError('--fresh redoes runs, --saved-only trains none: give'
                      ' one of them')
@@ -139,10 +149,26 @@ def _bench(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
   """The argument parser of ``optax-nowcast``."""
+  import optax_nowcast  # pylint: disable=g-import-not-at-top
+  from optax_nowcast.lab import tasks  # pylint: disable=g-import-not-at-top
+  from optax_nowcast.lab.bench import runner  # pylint: disable=g-import-not-at-top
+
+  task_list = ', '.join(tasks.TASKS)
+  method_list = ', '.join(runner.METHODS)
   parser = argparse.ArgumentParser(
       prog='optax-nowcast',
-      description='Weight nowcasting for optax: reach your target sooner.')
+      description='Weight nowcasting for optax: reach your target sooner.',
+      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  parser.add_argument('--version', action='version',
+                      version=f'%(prog)s {optax_nowcast.__version__}')
   sub = parser.add_subparsers(dest='command', required=True)
+  sub_parser = sub.add_parser
+
+  def add_parser(*args, **kwargs):
+    return sub_parser(*args, formatter_class=(
+        argparse.ArgumentDefaultsHelpFormatter), **kwargs)
+
+  sub.add_parser = add_parser
   demo = sub.add_parser(
       'demo',
       help='Adam vs Adam + nowcast on scikit-learn digits, side by side.',
@@ -153,8 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
           ' prints steps and seconds to a target test accuracy and the'
           ' speed-ups, and writes the JSON report and the plot to --out.'))
   demo.add_argument('--methods', default='adam,linear,wnn',
-                    help='comma-separated methods, as for bench')
-  demo.add_argument('--seeds', type=_positive_int, default=3)
+                    help=f'comma-separated methods among {method_list}')
+  demo.add_argument('--seeds', type=_positive_int, default=3,
+                    help='seeds 0 .. N-1, each method on each')
   demo.add_argument('--out', default='nowcast_demo', type=_out_dir,
                     help='where to write digits-mlp.{json,md,png}')
   demo.add_argument('--no-progress', action='store_true',
@@ -168,11 +195,15 @@ def build_parser() -> argparse.ArgumentParser:
           ' params every --snapshot-every steps plus the test-accuracy curve'
           ' under --out (one directory per run). Finished runs are skipped,'
           ' so an interrupted collection resumes where it stopped.'))
-  collect.add_argument('--zoo', choices=('tiny', 'full'), default='full')
+  collect.add_argument('--zoo', choices=('tiny', 'full'), default='full',
+                       help='tiny: a few runs on the embedded digits (CI);'
+                       ' full: the runs the shipped forecasters saw')
   collect.add_argument('--out', required=True, type=_out_dir,
                        help='trajectory directory')
-  collect.add_argument('--snapshot-every', type=_positive_int, default=20)
-  collect.add_argument('--no-progress', action='store_true')
+  collect.add_argument('--snapshot-every', type=_positive_int, default=20,
+                       help='steps between snapshots of all params')
+  collect.add_argument('--no-progress', action='store_true',
+                       help='hide the progress bar')
   collect.set_defaults(func=_collect)
 
   fit = sub.add_parser(
@@ -191,16 +222,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help='checkpoint directory')
   fit.add_argument('--holdout', default='fmnist-mlp',
                    help='comma-separated tasks used only for validation')
-  fit.add_argument('--steps', type=_positive_int, default=4000)
-  fit.add_argument('--batch-size', type=_positive_int, default=512)
-  fit.add_argument('--learning-rate', type=float, default=1e-3)
+  fit.add_argument('--steps', type=_positive_int, default=4000,
+                   help='training steps')
+  fit.add_argument('--batch-size', type=_positive_int, default=512,
+                   help='samples per label pool and step')
+  fit.add_argument('--learning-rate', type=float, default=1e-3,
+                   help='initial Adam learning rate, halved every quarter of the'
+                   ' steps')
   fit.add_argument('--horizon', type=_positive_int, default=5,
                    help='horizon in records (forecasters made for the'
                    ' periodic schedule, e.g. wnn)')
   fit.add_argument('--per-label', type=_positive_int, default=20_000,
                    help='samples per label kind, run and record interval')
-  fit.add_argument('--seed', type=int, default=0)
-  fit.add_argument('--no-progress', action='store_true')
+  fit.add_argument('--seed', type=int, default=0,
+                   help='seed of the samples and the initial weights')
+  fit.add_argument('--no-progress', action='store_true',
+                   help='hide the progress bar')
   fit.set_defaults(func=_train_forecaster)
 
   bench = sub.add_parser(
@@ -213,18 +250,22 @@ def build_parser() -> argparse.ArgumentParser:
           ' finished run is kept under --out/runs/ and reused when the'
           ' command is run again with the same settings, so an interrupted'
           ' benchmark resumes where it stopped (--fresh redoes every run).'))
-  bench.add_argument('--task', default='', help='a registered task name')
+  bench.add_argument('--task', default='',
+                     help=f'a registered task: {task_list}')
   bench.add_argument('--suite', action='store_true',
                      help='run every task of the benchmark suite')
   bench.add_argument('--methods',
                      default='adam,adam-sweep,linear,quadratic,introspection,wnn,wnn-guard',
-                     help='comma-separated methods (adam is always run)')
-  bench.add_argument('--seeds', type=_positive_int, default=3)
+                     help='comma-separated methods (adam is always run) among'
+                     f' {method_list}')
+  bench.add_argument('--seeds', type=_positive_int, default=3,
+                     help='seeds 0 .. N-1, each method on each')
   bench.add_argument('--steps', type=_positive_int, default=None,
                      help="override the task's step budget")
-  bench.add_argument('--out', required=True, type=_out_dir,
-                     help='output directory')
-  bench.add_argument('--no-progress', action='store_true')
+  bench.add_argument('--out', required=True,
+                     help='output directory (created if absent)')
+  bench.add_argument('--no-progress', action='store_true',
+                     help='hide the progress bar')
   bench.add_argument('--fresh', action='store_true',
                      help='redo (and save again) runs saved under --out/runs by earlier'
                      ' calls')

@@ -17,8 +17,6 @@ def a_file(tmp_path):
     (['collect', '--out', '{tmp}', '--snapshot-every', '0'],
      "must be a positive int, got '0'"),
     (['collect', '--out', '{tmp}', '--zoo', 'huge'], "invalid choice: 'huge'"),
-    (['bench', '--task', 'digits-mlp', '--out', '{file}'],
-     'exists and is not a directory'),
     (['bench', '--task', 'digits-mlp', '--out', '{tmp}', '--steps', '-3'],
      "must be a positive int, got '-3'"),
     (['demo', '--seeds', 'two'], "must be a positive int, got 'two'"),
@@ -40,15 +38,38 @@ def test_argument_errors(argv, match, tmp_path, a_file, capsys):
 
 @pytest.mark.parametrize('argv, match', [
     (['bench', '--task', 'cifar', '--out', '{tmp}'], "unknown task 'cifar'"),
+    # The unknown task is named first, whatever else is wrong.
+    (['bench', '--out', '{file}', '--task', 'cifar'], "unknown task 'cifar'"),
+    (['bench', '--task', 'digits-mlp', '--out', '{file}'],
+     'exists and is not a directory'),
     (['bench', '--task', 'digits-mlp', '--methods', 'adam,magic',
       '--out', '{tmp}'], "got 'magic'"),
     (['train-forecaster', '--kind', 'wnn', '--trajectories', '{tmp}',
       '--out', '{tmp}/ckpt'], 'no complete trajectories under'),
 ])
-def test_value_errors_exit_2_with_one_line(argv, match, tmp_path, capsys):
-  argv = [a.format(tmp=tmp_path) for a in argv]
+def test_value_errors_exit_2_with_one_line(argv, match, tmp_path, a_file,
+                                          capsys):
+  argv = [a.format(tmp=tmp_path, file=a_file) for a in argv]
   assert cli.main(argv) == 2
   err = capsys.readouterr().err
   assert match in err
   assert err.startswith(f'optax-nowcast {argv[0]}: error: ')
   assert 'Traceback' not in err
+
+
+def test_version_prints_the_package_version(capsys):
+  import optax_nowcast  # pylint: disable=g-import-not-at-top
+  with pytest.raises(SystemExit) as info:
+    cli.main(['--version'])
+  assert info.value.code == 0
+  assert capsys.readouterr().out.strip() == (
+      f'optax-nowcast {optax_nowcast.__version__}')
+
+
+def test_bench_help_lists_tasks_methods_and_defaults(capsys):
+  with pytest.raises(SystemExit):
+    cli.main(['bench', '--help'])
+  out = ' '.join(capsys.readouterr().out.split())
+  for name in ('shakespeare-charlm', 'digits-mlp-narrow', 'wnn-guard',
+               'adam-sweep', '(default: 3)'):
+    assert name in out.replace('- ', '-'), name
