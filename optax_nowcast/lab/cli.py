@@ -141,6 +141,8 @@ def _bench(args: argparse.Namespace) -> int:
     paths = report.write(rep, pathlib.Path(args.out))
     tables.append(report.markdown(rep))
     print(tables[-1])
+    print()
+    print(report.explain(rep))
     print(f'wrote {", ".join(str(p) for p in paths.values())}\n')
   if args.suite:
     (pathlib.Path(args.out) / 'suite.md').write_text('\n\n'.join(tables))

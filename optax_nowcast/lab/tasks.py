@@ -228,6 +228,7 @@ def train(
                                optax.GradientTransformation]] = None,
     snapshot_every: Optional[int] = None,
     on_snapshot: Optional[Callable[[int, Any], None]] = None,
+    on_eval: Optional[Callable[[int, float], None]] = None,
 ) -> TrainResult:
   """Trains ``task`` from seed ``seed``.
 
@@ -240,6 +241,8 @@ def train(
     snapshot_every: If set, ``on_snapshot(step, params)`` is called with host
       copies of the params at step 0 and every ``snapshot_every`` steps.
     on_snapshot: See ``snapshot_every``.
+    on_eval: If set, called as ``on_eval(step, metric)`` after each
+      evaluation (e.g. to move a progress bar).
 
   Returns:
     A :class:`TrainResult` with the task's metric every ``task.eval_every``
@@ -301,6 +304,8 @@ def train(
       eval_metric.append(float(metric_fn(params)))
       eval_seconds.append(seconds)
       eval_jumps.append(nowcast_jumps(opt_state))
+      if on_eval is not None:
+        on_eval(stop, eval_metric[-1])
   return TrainResult(eval_steps, eval_metric, eval_seconds, eval_jumps,
                      params, opt_state)
 

@@ -134,15 +134,36 @@ def _saved(task: tasks_lib.Task, seed: int, method: str,
 
 def _train(task: tasks_lib.Task, seed: int, ds: Any, method: str,
            steps_per_epoch: int, cache: Optional[pathlib.Path],
-           reuse: bool, lr_factor: float = 1.0) -> Run:
-  """One run, read from ``cache`` if an identical one finished before."""
+           reuse: bool, lr_factor: float = 1.0,
+           bar: Optional[tqdm.tqdm] = None) -> Run:
+  """One run, read from ``cache`` if an identical one finished before.
+
+  ``bar`` (counting steps) moves at every evaluation, showing the metric;
+  a reused run moves it by the whole budget and says so.
+  """
+  name = method if lr_factor == 1.0 else f'{method} x{lr_factor:.3g}'
   if reuse and (run := _saved(task, seed, method, cache, lr_factor)):
+    if bar is not None:
+      bar.write(f'{task.name}: {name} seed {seed}: reused the saved run'
+                f' {_run_file(cache, task, method, seed, lr_factor)}',
+                file=sys.stderr)
+      bar.update(task.steps)
     return run
   key = _fingerprint(task, method, lr_factor)
   file = _run_file(cache, task, method, seed, lr_factor) if cache else None
+  done = [0]
+
+  def on_eval(step, metric):
+    if bar is not None:
+      bar.update(step - done[0])
+      done[0] = step
+      bar.set_postfix_str(f'{name} seed {seed}: {task.metric} {metric:.4f}'
+                          f' at step {step}')
+
   result = tasks_lib.train(
       task.replace(learning_rate=task.learning_rate * lr_factor), seed,
-      dataset=ds, wrap_tx=_wrap(method, task, steps_per_epoch))
+      dataset=ds, wrap_tx=_wrap(method, task, steps_per_epoch),
+      on_eval=on_eval)
   found = optax.tree.get_all_with_path(result.final_opt_state, 'NowcastState')
   state = found[0][1] if found else None
   run = Run(method, seed, result.eval_steps, result.eval_metric,
@@ -226,12 +247,13 @@ def train_share(task_name: str, methods: Sequence[str], seeds: int,
   methods, task, ds, steps_per_epoch = _setup(task_name, methods, seeds,
                                               steps)
   share = _runs_to_train(methods, seeds)[worker::workers]
-  bar = tqdm.tqdm(share, desc=f'{task_name} {worker}/{workers}',
+  bar = tqdm.tqdm(total=len(share) * task.steps, unit='step',
+                  desc=f'{task_name} {worker}/{workers}',
                   disable=not progress)
-  for method, seed, factor in bar:
-    bar.set_postfix_str(f'{method} x{factor:.3g} seed {seed}')
+  for method, seed, factor in share:
     _train(task, seed, ds, method, steps_per_epoch, pathlib.Path(cache_dir),
-           reuse, factor)
+           reuse, factor, bar)
+  bar.close()
   return len(share)
 
 
@@ -283,13 +305,14 @@ def run_task(task_name: str, methods: Sequence[str], seeds: int, *,
     methods = [m for m in methods if m not in left_out]
   runs: list[Run] = []
   jobs = [(s, m) for s in range(seeds) for m in methods]
-  bar = tqdm.tqdm(jobs, desc=f'bench {task_name}', disable=not progress)
-  for seed, method in bar:
-    bar.set_postfix_str(f'{method} seed {seed}')
+  trainings = sum(len(SWEEP) if m == 'adam-sweep' else 1 for _, m in jobs)
+  bar = tqdm.tqdm(total=trainings * task.steps, unit='step',
+                  desc=f'bench {task_name}', disable=not progress)
+  for seed, method in jobs:
     if method == 'adam-sweep':
       # The 1x member is the seed's adam run (same settings, same numbers).
       sweep = [_train(task, seed, ds, 'adam', steps_per_epoch, cache, reuse,
-                      f)
+                      f, bar)
                for f in SWEEP]
       runs.append(Run(
           method, seed, sweep[0].eval_steps,
@@ -301,7 +324,8 @@ def run_task(task_name: str, methods: Sequence[str], seeds: int, *,
           [0] * len(sweep[0].eval_steps)))
       continue
     runs.append(_train(task, seed, ds, method, steps_per_epoch, cache,
-                       reuse))
+                       reuse, bar=bar))
+  bar.close()
 
   target, rule = speedup.target(
       task_name, [(r.eval_steps, r.eval_metric) for r in runs
