@@ -1,0 +1,579 @@
+"""The optax contract of ``nowcast``: a battery over every valid configuration.
+
+In the style of optax's ``contrib/_common_test.py`` and ``alias_test.py``:
+each test states one property of an ``optax.GradientTransformationExtraArgs``
+in its docstring and checks it with chex, over every valid combination of
+
+- forecaster: ``last``, ``linear``, ``quadratic`` (curve fits, window 3 on
+  the periodic schedule, 4 on the Introspection one), the shipped ``wnn``
+  (window 5) and the shipped ``introspection`` (window 4, no horizon of its
+  own);
+- schedule: periodic (``record_every``/``jump_every``) or Introspection
+  (``schedules.introspection([6, 10])``, window 4 only, so not ``wnn``);
+- guard: ``guard_steps=None`` or ``guard_steps=2`` (periodic schedule only);
+- ``history_dtype``: ``None`` or ``jnp.bfloat16``.
+
+Only the public API is used: ``onc.nowcast``, ``onc.forecasters``,
+``onc.schedules`` and the ``NowcastState`` fields ``count``, ``jumps``,
+``skipped``, ``nonfinite`` and ``history``.
+
+Compiling a step takes a second or more on CPU, so every configuration's
+jitted step is compiled once (:func:`_compiled`) and shared by the tests that
+run it; each test still runs its own steps from ``init``. A property that
+depends on fewer axes is run over those axes only; its test says why.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from typing import Any, NamedTuple, Optional
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import optax_nowcast as onc
+
+# Steps per run. Every configuration jumps at least twice within them, and the
+# guard (2 steps) closes its window after the first jump.
+NUM_STEPS = 14
+# Periodic schedule of each forecaster: (window, record_every, jump_every).
+# jump_every >= window, and guard_steps=2 <= (window - 1) * record_every.
+PERIODIC = {
+    'last': (3, 2, 3),  # jumps at steps 6, 12
+    'linear': (3, 2, 3),  # jumps at steps 6, 12
+    'quadratic': (3, 2, 3),  # jumps at steps 6, 12
+    'wnn': (5, 1, 6),  # jumps at steps 6, 12 (jump_every > window)
+    'introspection': (4, 1, 4),  # jumps at steps 4, 8, 12
+}
+INTROSPECTION_JUMPS = (6, 10)  # inputs at 0, 2, 4, 6 and 0, 4, 7, 10
+GUARD_STEPS = 2
+INNER_LR = 1e-2
+
+
+class Case(NamedTuple):
+  """One valid configuration of ``nowcast``."""
+
+  forecaster: str
+  schedule: str  # 'periodic' or 'introspection'
+  guard: bool
+  history_dtype: Optional[str]  # None or 'bfloat16'
+
+  @property
+  def name(self) -> str:
+    return '_'.join([
+        self.forecaster, self.schedule,
+        'guard' if self.guard else 'noguard',
+        self.history_dtype or 'paramdtype'])
+
+
+def _valid(case: Case) -> bool:
+  if case.schedule == 'introspection':
+    # The Introspection schedule has window 4 (WNN's is 5) and no room for a
+    # guard (guards need the periodic schedule).
+    return case.forecaster != 'wnn' and not case.guard
+  return True
+
+
+ALL_CASES = tuple(
+    case for case in itertools.starmap(Case, itertools.product(
+        tuple(PERIODIC), ('periodic', 'introspection'), (False, True),
+        (None, 'bfloat16')))
+    if _valid(case))
+assert len(ALL_CASES) == 28  # 5 * 2 * 2 periodic + 4 * 2 Introspection
+
+
+def _named(cases, **extra):
+  """``named_parameters`` arguments: ``case`` and ``extra``, named after it."""
+  return [dict(testcase_name=c.name, case=c, **extra) for c in cases]
+
+
+def _select(**axes):
+  return tuple(c for c in ALL_CASES
+               if all(getattr(c, k) == v for k, v in axes.items()))
+
+
+# One forecaster stands for all where the property does not read forecasts.
+LINEAR_CASES = _select(forecaster='linear')  # schedule x guard x dtype: 6
+LAST_CASES = _select(forecaster='last')  # schedule x guard x dtype: 6
+PLUMBING_CASES = _select(forecaster='linear', history_dtype=None)  # 3
+
+
+# ----------------------------------------------------------------------------
+# Building blocks.
+
+
+@functools.cache
+def _forecaster(name: str, window: int) -> onc.forecasters.Forecaster:
+  if name == 'last':
+    return onc.forecasters.last(window=window)
+  if name == 'linear':
+    return onc.forecasters.linear(window=window, horizon=2)
+  if name == 'quadratic':
+    return onc.forecasters.quadratic(window=window, horizon=2)
+  forecaster = onc.forecasters.load(name)  # the shipped checkpoint
+  assert forecaster.window == window, (name, forecaster.window)
+  return forecaster
+
+
+def _nowcast(case: Case, **kwargs) -> optax.GradientTransformationExtraArgs:
+  """The ``nowcast`` transformation of ``case`` (``kwargs``: e.g. ``mask``)."""
+  history_dtype = None if case.history_dtype is None else jnp.bfloat16
+  if case.schedule == 'introspection':
+    return onc.nowcast(
+        _forecaster(case.forecaster, 4),
+        schedule=onc.schedules.introspection(list(INTROSPECTION_JUMPS)),
+        history_dtype=history_dtype, **kwargs)
+  window, record_every, jump_every = PERIODIC[case.forecaster]
+  return onc.nowcast(
+      _forecaster(case.forecaster, window),
+      record_every=record_every,
+      jump_every=jump_every,
+      # The introspection forecaster has no horizon of its own (and ignores
+      # this one); the others get it from the forecaster.
+      horizon=2 if case.forecaster == 'introspection' else None,
+      guard_steps=GUARD_STEPS if case.guard else None,
+      history_dtype=history_dtype,
+      **kwargs)
+
+
+def _expected_jump_steps(case: Case, num_steps: int = NUM_STEPS) -> list[int]:
+  """The steps that jump, from the documented semantics (no rollbacks).
+
+  Periodic: the history restarts after every jump and ``jump_every >=
+  window``, so every ``jump_every``-th record jumps, i.e. every step that is
+  a multiple of ``record_every * jump_every``. Introspection: the given steps.
+  """
+  if case.schedule == 'introspection':
+    return [t for t in INTROSPECTION_JUMPS if t <= num_steps]
+  _, record_every, jump_every = PERIODIC[case.forecaster]
+  period = record_every * jump_every
+  return [n for n in range(1, num_steps + 1) if n % period == 0]
+
+
+def _params(dtype=jnp.float32) -> dict[str, jax.Array]:
+  """Tiny params: a dense kernel, a bias and a scalar (all default labels)."""
+  return {
+      'kernel': jnp.linspace(-1.0, 1.0, 12, dtype=jnp.float32).reshape(3, 4),
+      'bias': jnp.array([0.5, -0.25, 0.0, 0.125], jnp.float32),
+      'scale': jnp.array(0.75, jnp.float32),
+  } if dtype == jnp.float32 else jax.tree.map(
+      lambda p: p.astype(dtype), _params())
+
+
+TARGET = {
+    'kernel': jnp.full((3, 4), 2.0, jnp.float32),
+    'bias': jnp.array([-1.0, 1.0, 2.0, -2.0], jnp.float32),
+    'scale': jnp.array(3.0, jnp.float32),
+}
+
+
+def _loss(params) -> jax.Array:
+  """A separable quadratic: the sum of squares of ``params - TARGET``."""
+  return sum(
+      jnp.sum(jnp.square(p.astype(jnp.float32) - t))
+      for p, t in zip(jax.tree.leaves(params), jax.tree.leaves(TARGET)))
+
+
+_jit_loss = jax.jit(_loss)
+
+
+def _bias_excluded(params):
+  """A ``mask`` callable: every leaf but the bias (rank 1) is nowcast."""
+  return jax.tree.map(lambda p: jnp.ndim(p) != 1, params)
+
+
+def _falling_values(num_steps: int = NUM_STEPS) -> list[jax.Array]:
+  """A strictly falling "loss": a guard fed it never rolls a jump back."""
+  return [jnp.float32(1.0 / n) for n in range(1, num_steps + 1)]
+
+
+def _step_fn(tx):
+  """``(params, state, value) -> (params, state)``: one training step."""
+
+  def step(params, state, value):
+    grads = jax.grad(_loss)(params)
+    updates, state = tx.update(grads, state, params, value=value)
+    return optax.apply_updates(params, updates), state
+
+  return step
+
+
+class Compiled(NamedTuple):
+  tx: optax.GradientTransformationExtraArgs
+  step: Any  # the pure Python step
+  jit_step: Any  # jax.jit of it, which asserts it is traced at most once
+
+
+@functools.cache
+def _compiled(case: Optional[Case], mask: bool = False) -> Compiled:
+  """The chain ``adam -> nowcast(case)`` (``None``: adam alone) and its step.
+
+  Cached: a configuration is compiled once for the whole module, and
+  ``chex.assert_max_traces(n=1)`` holds over every test that runs it (the
+  footprint chex keys its counter by includes the step's unique name).
+  """
+  inner = optax.adam(INNER_LR)
+  if case is None:
+    tx = optax.with_extra_args_support(inner)
+  else:
+    tx = optax.chain(
+        inner, _nowcast(case, mask=_bias_excluded if mask else None))
+  step = _step_fn(tx)
+  step.__name__ = 'step_' + (case.name if case else 'inner') + (
+      '_masked' if mask else '')
+  return Compiled(tx, step, jax.jit(chex.assert_max_traces(step, n=1)))
+
+
+def _run(step, tx, params, values):
+  """Runs ``step`` from ``tx.init(params)``; returns params and states."""
+  state = tx.init(params)
+  all_params, all_states = [], []
+  for value in values:
+    params, state = step(params, state, value)
+    all_params.append(params)
+    all_states.append(state)
+  return all_params, all_states
+
+
+def _run_with_loss(step, tx, params, num_steps=NUM_STEPS):
+  """Like :func:`_run`, feeding each step the loss of its starting params."""
+  state = tx.init(params)
+  all_params, all_states = [], []
+  for _ in range(num_steps):
+    params, state = step(params, state, _jit_loss(params))
+    all_params.append(params)
+    all_states.append(state)
+  return all_params, all_states
+
+
+def _before_first_jump(case: Case):
+  """``(params, state)`` after the steps before ``case``'s first jump."""
+  compiled = _compiled(case)
+  first = _expected_jump_steps(case)[0]
+  params, states = _run(compiled.jit_step, compiled.tx, _params(),
+                        _falling_values(first - 1))
+  return params[-1], states[-1]
+
+
+def _nowcast_states(chain_states) -> list[onc.NowcastState]:
+  """The ``nowcast`` part of each state of ``adam -> nowcast``."""
+  return [s[1] for s in chain_states]
+
+
+def _jumps_per_step(chain_states) -> list[int]:
+  return [int(s.jumps) for s in _nowcast_states(chain_states)]
+
+
+def _jump_steps(chain_states) -> list[int]:
+  """The (1-based) steps at which ``NowcastState.jumps`` went up."""
+  jumps = [0] + _jumps_per_step(chain_states)
+  return [n for n in range(1, len(jumps)) if jumps[n] > jumps[n - 1]]
+
+
+# ----------------------------------------------------------------------------
+# The battery.
+
+
+class NowcastContractTest(parameterized.TestCase):
+
+  # 1. -----------------------------------------------------------------------
+
+  @parameterized.named_parameters(
+      [dict(testcase_name=f'{c.name}_{dt.__name__}params', case=c,
+            param_dtype=dt)
+       for c in ALL_CASES for dt in (jnp.float32, jnp.bfloat16)])
+  def test_init_and_update_keep_structure_shapes_and_dtypes(
+      self, case, param_dtype):
+    """``update`` maps a state to one of the same tree, shapes and dtypes.
+
+    Its updates are shaped and typed like the params, for float32 and
+    bfloat16 params. ``jax.eval_shape`` traces every branch of ``update``
+    (jump, record, rollback) at once, so this holds for every step. The
+    history holds ``history_dtype`` (default: the params' dtype).
+    """
+    tx = optax.chain(optax.adam(INNER_LR), _nowcast(case))
+    params = _params(param_dtype)
+    state = tx.init(params)
+    grads = jax.grad(_loss)(params)
+    updates, new_state = jax.eval_shape(
+        functools.partial(tx.update, value=jnp.float32(1.0)),
+        grads, state, params)
+    chex.assert_trees_all_equal_shapes_and_dtypes(state, new_state)
+    chex.assert_trees_all_equal_shapes_and_dtypes(updates, params)
+    history_dtype = (jnp.bfloat16 if case.history_dtype else param_dtype)
+    self.assertNotEmpty(state[1].history)
+    for slot in state[1].history:
+      chex.assert_trees_all_equal_shapes(slot, params)
+      chex.assert_trees_all_equal_dtypes(
+          slot, jax.tree.map(lambda p: p.astype(history_dtype), params))
+    for counter in (state[1].count, state[1].jumps, state[1].skipped,
+                    state[1].nonfinite):
+      chex.assert_shape(counter, ())
+      chex.assert_type(counter, jnp.int32)
+
+  # 2. -----------------------------------------------------------------------
+
+  @parameterized.named_parameters(_named(ALL_CASES))
+  def test_jitted_update_does_not_retrace(self, case):
+    """A jitted step is traced once, over record, jump and plain steps.
+
+    Every decision comes from int32 counters in the state, so the state's
+    avals are a fixed point of ``update`` and nothing retraces.
+    ``chex.assert_max_traces(n=1)`` raises on a second trace.
+    """
+    compiled = _compiled(case)
+    params, states = _run(compiled.jit_step, compiled.tx, _params(),
+                          _falling_values(NUM_STEPS + 4))
+    # The run crossed jump steps and plain steps.
+    self.assertLen(_jump_steps(states), len(_expected_jump_steps(
+        case, NUM_STEPS + 4)))
+    self.assertGreaterEqual(len(_jump_steps(states)), 2)
+    for state in states:
+      chex.assert_trees_all_equal_shapes_and_dtypes(state, states[0])
+    chex.assert_trees_all_equal_shapes_and_dtypes(params[-1], _params())
+
+  # 3. -----------------------------------------------------------------------
+
+  @parameterized.named_parameters(_named(ALL_CASES))
+  def test_jit_and_no_jit_agree(self, case):
+    """The jitted step and the step run op by op give the same result.
+
+    From the state of the step before the first jump, both run the jump and
+    the ``GUARD_STEPS`` steps after it (the guard's verdict, which reads the
+    real loss). ``jax.disable_jit`` runs the Python branches of every
+    ``lax.cond`` and loop, so this compares the compiled program with the
+    plain semantics. Tolerances: XLA fuses (and so rounds) differently from
+    op-by-op dispatch, and the forecasts extrapolate that a little.
+    """
+    compiled = _compiled(case)
+    params, state = _before_first_jump(case)
+    num_steps = 1 + GUARD_STEPS
+
+    def run(step):
+      p, s, out = params, state, []
+      for _ in range(num_steps):
+        p, s = step(p, s, _jit_loss(p))
+        out.append((p, s))
+      return out
+
+    jitted = run(compiled.jit_step)
+    with jax.disable_jit():
+      eager = run(compiled.step)
+    self.assertEqual(_jump_steps([s for _, s in jitted]), [1])
+    self.assertEqual(_jumps_per_step([s for _, s in jitted]),
+                     _jumps_per_step([s for _, s in eager]))
+    chex.assert_trees_all_close(jitted, eager, rtol=1e-5, atol=1e-5)
+
+  # 4. -----------------------------------------------------------------------
+
+  # Only the ``last`` forecaster: a jump to the newest value changes nothing,
+  # so it is the one forecaster with a reference trajectory (the inner
+  # optimizer's), over every schedule, guard and history dtype.
+  @parameterized.named_parameters(_named(LAST_CASES))
+  def test_last_trains_exactly_like_the_inner_optimizer(self, case):
+    """With ``last``, ``adam -> nowcast`` trains exactly like ``adam`` alone.
+
+    Jumps still happen (and are counted) on the schedule: a jump moves each
+    weight to the newest value of its window, which is the would-be params
+    at full precision even with a bfloat16 history. The guard reads the
+    real loss, which keeps falling, so it rolls nothing back.
+    """
+    nowcast = _compiled(case)
+    alone = _compiled(None)
+    p_nowcast, states = _run_with_loss(nowcast.jit_step, nowcast.tx,
+                                       _params())
+    p_alone, _ = _run_with_loss(alone.jit_step, alone.tx, _params())
+    chex.assert_trees_all_close(p_nowcast, p_alone, rtol=1e-6, atol=1e-7)
+    self.assertGreater(int(states[-1][1].jumps), 0)
+    self.assertEqual(_jump_steps(states), _expected_jump_steps(case))
+
+  # 5. -----------------------------------------------------------------------
+
+  # Extra arguments are plumbing of ``update``'s signature and the guard:
+  # over schedule x guard, with one forecaster and the params' dtype.
+  @parameterized.named_parameters(_named(PLUMBING_CASES))
+  def test_extra_args_pass_through_a_chain(self, case):
+    """Inside ``optax.chain``, ``nowcast`` takes extra keyword arguments.
+
+    The chain is an ``optax.GradientTransformationExtraArgs``. On a jump step
+    (where the guard reads ``value``), unrelated extra arguments are accepted
+    and ignored: the result equals the one without them. Without a guard,
+    ``value`` is ignored too.
+    """
+    compiled = _compiled(case)
+    tx = compiled.tx
+    self.assertIsInstance(tx, optax.GradientTransformationExtraArgs)
+    params, state = _before_first_jump(case)
+    grads = jax.grad(_loss)(params)
+    value = _jit_loss(params)
+    with jax.disable_jit():  # one step: op by op is quicker than compiling
+      plain = tx.update(grads, state, params, value=value)
+      extra = tx.update(grads, state, params, value=value,
+                        unrelated=jnp.ones(7), note='not for nowcast')
+    chex.assert_trees_all_equal(plain, extra)
+    self.assertEqual(int(extra[1][1].jumps), int(state[1].jumps) + 1)
+    if not case.guard:
+      with jax.disable_jit():
+        no_value = tx.update(grads, state, params)
+      chex.assert_trees_all_equal(plain, no_value)
+
+  @parameterized.named_parameters(
+      _named(_select(forecaster='linear', history_dtype=None, guard=True)))
+  def test_guard_requires_value(self, case):
+    """With a guard, ``update`` without ``value`` raises a ValueError.
+
+    Eagerly and under ``jit`` (at trace time), also inside ``optax.chain``
+    when other extra arguments are passed.
+    """
+    tx = optax.chain(optax.adam(INNER_LR), _nowcast(case))
+    params = _params()
+    state = tx.init(params)
+    grads = jax.grad(_loss)(params)
+    with self.assertRaisesRegex(ValueError, 'value'):
+      tx.update(grads, state, params)
+    with self.assertRaisesRegex(ValueError, 'value'):
+      tx.update(grads, state, params, unrelated=1.0)
+    with self.assertRaisesRegex(ValueError, 'value'):
+      jax.jit(tx.update)(grads, state, params)
+    without_guard = optax.chain(optax.adam(INNER_LR), _nowcast(
+        case._replace(guard=False)))
+    # Without a guard the same call is fine.
+    updates, _ = jax.eval_shape(without_guard.update, grads,
+                                without_guard.init(params), params)
+    chex.assert_trees_all_equal_shapes_and_dtypes(updates, params)
+
+  # 6. -----------------------------------------------------------------------
+
+  @parameterized.named_parameters(_named(ALL_CASES))
+  def test_jumps_land_on_the_schedule_and_training_stays_finite(self, case):
+    """Jumps happen exactly at the steps the schedule says.
+
+    On the quadratic loss, with ``adam``, params and state stay finite, no
+    due jump is skipped and no forecast is non-finite. The guard reads a
+    strictly falling value, so it keeps every jump.
+    """
+    compiled = _compiled(case)
+    params, states = _run(compiled.jit_step, compiled.tx, _params(),
+                          _falling_values())
+    final = states[-1][1]
+    expected = _expected_jump_steps(case)
+    self.assertEqual(_jump_steps(states), expected)
+    self.assertEqual(int(final.jumps), len(expected))
+    self.assertEqual(int(final.count), NUM_STEPS)
+    self.assertEqual(int(final.skipped), 0)
+    self.assertEqual(int(final.nonfinite), 0)
+    chex.assert_tree_all_finite(params[-1])
+    chex.assert_tree_all_finite(final)
+    self.assertTrue(np.isfinite(float(_jit_loss(params[-1]))))
+
+  # 7. -----------------------------------------------------------------------
+
+  # Both wrappers only pass updates, state and extra arguments (the guard's
+  # value) through: over schedule x guard. That the state's avals are a fixed
+  # point of ``update`` for every history dtype, which ``MultiSteps``'s
+  # ``lax.cond`` needs, is the first test.
+  @parameterized.named_parameters(_named(PLUMBING_CASES))
+  def test_inject_hyperparams_and_multisteps_compose(self, case):
+    """``MultiSteps(chain(inject_hyperparams(adam), nowcast), k)`` works.
+
+    ``k`` mini-steps on the same params accumulate the same gradient, so it
+    trains like the plain chain over ``k`` times fewer steps, jumps included,
+    with a state of stable shapes and dtypes; nowcast counts inner steps
+    only. The injected learning rate is a state entry: setting it to 0 stops
+    training.
+    """
+    k = 2
+    injected = optax.chain(
+        optax.inject_hyperparams(optax.adam)(learning_rate=INNER_LR),
+        _nowcast(case))
+    tx = optax.MultiSteps(injected, every_k_schedule=k)
+    step = jax.jit(_step_fn(tx))
+    values = _falling_values()
+    p_multi, s_multi = _run(step, tx, _params(),
+                            [v for v in values for _ in range(k)])
+    chain = _compiled(case)
+    p_chain, s_chain = _run(chain.jit_step, chain.tx, _params(), values)
+    init = tx.init(_params())
+    for state in s_multi:
+      chex.assert_trees_all_equal_shapes_and_dtypes(state, init)
+    inner = [s.inner_opt_state for s in s_multi[k - 1::k]]
+    self.assertEqual(int(inner[-1][1].count), NUM_STEPS)
+    self.assertEqual(_jump_steps(inner), _expected_jump_steps(case))
+    # The injected learning rate is an array, the plain one a constant: they
+    # round differently, and the jumps extrapolate that.
+    chex.assert_trees_all_close(p_multi[k - 1::k], p_chain, rtol=1e-5,
+                                atol=1e-5)
+    # A learning rate of 0 set in the state takes effect.
+    init.inner_opt_state[0].hyperparams['learning_rate'] = jnp.zeros(
+        [], jnp.float32)
+    params, state = _params(), init
+    for value in values:
+      for _ in range(k):
+        params, state = step(params, state, value)
+    # Up to the rounding of the forecast of a constant window.
+    chex.assert_trees_all_close(params, _params(), rtol=1e-6, atol=1e-7)
+    self.assertEqual(int(state.inner_opt_state[1].count), NUM_STEPS)
+
+  # 8. -----------------------------------------------------------------------
+
+  # A mask changes which leaves have a history (and a kept pre-jump copy for
+  # the guard): schedule x guard x dtype; the forecaster only sees the
+  # leaves the mask keeps.
+  @parameterized.named_parameters(_named(LINEAR_CASES))
+  def test_masked_leaves_train_like_the_inner_optimizer(self, case):
+    """A leaf a callable ``mask`` excludes is never recorded nor jumped.
+
+    Excluding the bias: its history is ``optax.MaskedNode``; with a
+    separable loss and an elementwise optimizer, the bias trains exactly as
+    under ``adam`` alone, while the jumps move the other leaves. The guard
+    reads the real loss.
+    """
+    masked = _compiled(case, mask=True)
+    alone = _compiled(None)
+    p_masked, states = _run_with_loss(masked.jit_step, masked.tx, _params())
+    p_alone, _ = _run_with_loss(alone.jit_step, alone.tx, _params())
+    chex.assert_trees_all_close([p['bias'] for p in p_masked],
+                                [p['bias'] for p in p_alone], rtol=0, atol=0)
+    self.assertGreaterEqual(int(states[-1][1].jumps), 1)
+    # The jumps moved the nowcast leaves off the inner optimizer's path.
+    self.assertFalse(np.allclose(p_masked[-1]['kernel'],
+                                 p_alone[-1]['kernel'], rtol=1e-3, atol=1e-4))
+    for slot in states[-1][1].history:
+      self.assertIsInstance(slot['bias'], optax.MaskedNode)
+      chex.assert_shape(slot['kernel'], (3, 4))
+
+  @parameterized.named_parameters(_named(LINEAR_CASES))
+  def test_map_params_maps_the_history(self, case):
+    """``optax.tree.map_params`` maps the history, masked or not.
+
+    Every history slot is a params-shaped tree (``MaskedNode`` where the
+    mask excludes a leaf); the counters are not params.
+    """
+    params = _params()
+    for mask, masked_keys in ((None, ()), (_bias_excluded, ('bias',))):
+      tx = optax.chain(optax.adam(INNER_LR), _nowcast(case, mask=mask))
+      state = tx.init(params)
+      specs = optax.tree.map_params(tx, lambda _: 'P', state,
+                                    transform_non_params=lambda _: None)
+      self.assertIsNone(specs[1].count)
+      self.assertIsNone(specs[1].jumps)
+      self.assertNotEmpty(specs[1].history)
+      for slot in specs[1].history:
+        for key in params:
+          if key in masked_keys:
+            self.assertIsInstance(slot[key], optax.MaskedNode)
+          else:
+            self.assertEqual(slot[key], 'P')
+      # The identity map leaves the state as it is.
+      same = optax.tree.map_params(tx, lambda v: v, state)
+      chex.assert_trees_all_equal(same, state)
+
+
+if __name__ == '__main__':
+  absltest.main()
