@@ -153,7 +153,7 @@ def bench_model(name, model, args):
     runs['before'] = optax.chain(optax.adam(1e-3), old.nowcast(
         old.forecasters.linear(window=args.window, horizon=5),
         record_every=args.record_every, jump_every=args.window,
-        history_dtype=history_dtype))
+        history_dtype=history_dtype, guard_steps=args.guard_steps or None))
   state = {}
   for key, tx in runs.items():
     p = jax.tree.map(jnp.copy, params)
