@@ -299,16 +299,18 @@ def nowcast(
       recorded nor jumped (their history is ``optax.MaskedNode``).
     history_dtype: dtype of the history, e.g. ``jnp.bfloat16`` to halve its
       memory. Default: each param's own dtype. Forecasts are computed in
-      float32 either way.
+      float32 either way. With a guard, the last slot keeps the params'
+      dtype (see ``guard``).
     chunk_size: If set, leaves with more elements are forecast in chunks of
       this many elements (``lax.map``), bounding a jump's extra memory.
       Chunking flattens the leaf, so leave it ``None`` for sharded params.
     guard: A :class:`~optax_nowcast.guards.Guard` that may roll a jump back,
       e.g. ``guards.loss_guard(steps)``; ``update`` then requires the loss as
       the extra argument ``value``. A rollback sets the params back to their
-      pre-jump values ``p_n``, restarts the history and counts in the
-      guard's state. The pre-jump params are kept in the last history slot,
-      which the restarted history does not reach before ``(window - 1) *
+      pre-jump values ``p_n`` exactly, restarts the history and counts in
+      the guard's state. The pre-jump params are kept in the last history
+      slot (in the params' own dtype, also under ``history_dtype``), which
+      the restarted history does not reach before ``(window - 1) *
       record_every`` steps, so ``guard.steps`` may not exceed that. Periodic
       schedule only.
     guard_steps: Shorthand for ``guard=guards.loss_guard(guard_steps,
@@ -370,9 +372,16 @@ def nowcast(
         count=zero(), records=zero(), jumps=zero(), skipped=zero(),
         nonfinite=zero(),
         guard=guard.init() if guard else (),
-        history=_history.init(params, num_slots, history_dtype,
-                              leaves_to_keep(params)),
+        history=_init_history(params, leaves_to_keep(params)),
     )
+
+  def _init_history(params, keep):
+    history = _history.init(params, num_slots, history_dtype, keep)
+    if guard and history_dtype is not None:
+      # The last slot keeps the pre-jump params for a rollback: in their own
+      # dtype, so that the rollback restores them exactly.
+      history = history[:-1] + _history.init(params, 1, None, keep)
+    return history
 
   def update_fn(updates, state, params=None, **extra_args):
     keep = leaves_to_keep(params) if params is not None else []
