@@ -308,7 +308,9 @@ class NowcastContractTest(parameterized.TestCase):
     Its updates are shaped and typed like the params, for float32 and
     bfloat16 params. ``jax.eval_shape`` traces every branch of ``update``
     (jump, record, rollback) at once, so this holds for every step. The
-    history holds ``history_dtype`` (default: the params' dtype).
+    history holds ``history_dtype`` (default: the params' dtype), except
+    that with a guard its last slot, which keeps the pre-jump params for a
+    rollback, holds the params' own dtype.
     """
     tx = optax.chain(optax.sgd(INNER_LR), _nowcast(case))
     params = _params(param_dtype)
@@ -321,10 +323,13 @@ class NowcastContractTest(parameterized.TestCase):
     chex.assert_trees_all_equal_shapes_and_dtypes(updates, params)
     history_dtype = (jnp.bfloat16 if case.history_dtype else param_dtype)
     self.assertNotEmpty(state[1].history)
-    for slot in state[1].history:
+    slots = state[1].history
+    for k, slot in enumerate(slots):
+      dtype = (param_dtype if case.guard and k == len(slots) - 1
+               else history_dtype)
       chex.assert_trees_all_equal_shapes(slot, params)
       chex.assert_trees_all_equal_dtypes(
-          slot, jax.tree.map(lambda p: p.astype(history_dtype), params))
+          slot, jax.tree.map(lambda p, d=dtype: p.astype(d), params))
     for counter in (state[1].count, state[1].jumps, state[1].skipped,
                     state[1].nonfinite):
       chex.assert_shape(counter, ())

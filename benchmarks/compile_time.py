@@ -1,0 +1,97 @@
+"""Compile time of the jitted train step: plain Adam vs Adam + nowcast.
+
+For MLPs with a growing number of parameter leaves (each Dense layer is a
+kernel and a bias), builds the donated, jitted training step of ``adam`` and
+of ``adam + nowcast(forecaster)`` and times
+``jax.jit(step, donate_argnums=(0, 1)).lower(...).compile()`` for each, side
+by side in one process (alternating which goes first), and prints a table.
+
+Run::
+
+  python benchmarks/compile_time.py                      # 6, 80, 300 leaves
+  python benchmarks/compile_time.py --leaves 6,22,82 --forecaster linear
+
+Target (issue 13): nowcast at most 2x Adam at 300 leaves, growing with the
+leaves no faster than Adam's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+import optax_nowcast as onc
+
+
+class DeepMLP(nn.Module):
+  """784 -> width x (layers - 1) -> 10: ``2 * layers`` leaves."""
+
+  layers: int
+  width: int = 64
+
+  @nn.compact
+  def __call__(self, x):
+    x = x.reshape(x.shape[0], -1)
+    for _ in range(self.layers - 1):
+      x = nn.relu(nn.Dense(self.width)(x))
+    return nn.Dense(10)(x)
+
+
+def compile_seconds(model, tx, params, x, y) -> float:
+  def loss_fn(params):
+    logits = model.apply({'params': params}, x)
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+  def step(params, opt_state):
+    loss, grads = jax.value_and_grad(loss_fn)(params)
+    updates, opt_state = tx.update(grads, opt_state, params, value=loss)
+    return optax.apply_updates(params, updates), opt_state
+
+  opt_state = jax.eval_shape(tx.init, params)
+  lowered = jax.jit(step, donate_argnums=(0, 1)).lower(params, opt_state)
+  start = time.perf_counter()
+  lowered.compile()
+  return time.perf_counter() - start
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+  parser.add_argument('--leaves', default='6,80,300',
+                      help='comma-separated leaf counts (even)')
+  parser.add_argument('--forecaster', default='wnn',
+                      choices=('wnn', 'linear'))
+  parser.add_argument('--repeats', type=int, default=1)
+  args = parser.parse_args()
+  forecaster = (onc.forecasters.load('wnn') if args.forecaster == 'wnn'
+                else onc.forecasters.linear(window=5, horizon=5))
+  x = jnp.zeros((32, 28, 28, 1))
+  y = jnp.zeros((32,), jnp.int32)
+  print(f'jax {jax.__version__}, {jax.devices()[0].platform},'
+        f' forecaster {args.forecaster}')
+  print('| param leaves | params | adam s | + nowcast s | ratio |')
+  print('|---|---|---|---|---|')
+  for leaves in (int(n) for n in args.leaves.split(',')):
+    model = DeepMLP(layers=leaves // 2)
+    params = jax.eval_shape(model.init, jax.random.key(0), x)['params']
+    txs = {
+        'adam': optax.adam(1e-3),
+        'nowcast': optax.chain(optax.adam(1e-3), onc.nowcast(
+            forecaster, record_every=100, jump_every=5)),
+    }
+    took = {k: [] for k in txs}
+    for r in range(args.repeats):
+      for key in (list(txs) if r % 2 == 0 else list(reversed(list(txs)))):
+        took[key].append(compile_seconds(model, txs[key], params, x, y))
+    a, b = min(took['adam']), min(took['nowcast'])
+    n = sum(p.size for p in jax.tree.leaves(params))
+    print(f'| {len(jax.tree.leaves(params))} | {n:,} | {a:.1f} | {b:.1f} |'
+          f' {b / a:.1f} |')
+
+
+if __name__ == '__main__':
+  main()
