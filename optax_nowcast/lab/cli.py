@@ -286,14 +286,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
   """Entry point of the ``optax-nowcast`` console script."""
-  args = build_parser().parse_args(argv)
   missing = [m for m in ('sklearn', 'tqdm', 'matplotlib')
              if importlib.util.find_spec(m) is None]
   if missing:
-    print(f'optax-nowcast {args.command}: error: the lab needs {missing},'
-          " which come with pip install 'optax-nowcast[lab]'",
-          file=sys.stderr)
+    print(f'optax-nowcast: error: the lab needs {missing}, which come with'
+          " pip install 'optax-nowcast[lab]'", file=sys.stderr)
     return 2
+  args = build_parser().parse_args(argv)
   try:
     return args.func(args)
   except (ValueError, FileNotFoundError) as e:

@@ -73,3 +73,13 @@ def test_bench_help_lists_tasks_methods_and_defaults(capsys):
   for name in ('shakespeare-charlm', 'digits-mlp-narrow', 'wnn-guard',
                'adam-sweep', '(default: 3)'):
     assert name in out.replace('- ', '-'), name
+
+
+def test_without_the_lab_extra_it_says_what_to_install(monkeypatch, capsys):
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  real = importlib.util.find_spec
+  monkeypatch.setattr(importlib.util, 'find_spec',
+                      lambda name, *a: None if name == 'tqdm' else real(name,
+                                                                        *a))
+  assert cli.main(['demo']) == 2
+  assert "pip install 'optax-nowcast[lab]'" in capsys.readouterr().err
