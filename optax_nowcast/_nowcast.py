@@ -126,13 +126,10 @@ def _make_guard(guard, guard_steps, guard_tolerance,
       raise ValueError(
           'pass either guard= or its shorthand guard_steps=, not both, got'
           f' guard={guard!r}, guard_steps={guard_steps!r}')
-    try:
-      guard = guards_lib.loss_guard(guard_steps, guard_tolerance)
-    except ValueError as e:
-      raise ValueError(str(e).replace('steps must', 'guard_steps must')
-                       ) from None
-  else:
-    guards_lib.loss_guard(1, guard_tolerance)  # checks it
+    guard = guards_lib.loss_guard(
+        _validation.positive_int('guard_steps', guard_steps),
+        guard_tolerance)
+  guards_lib.check_tolerance(guard_tolerance)
   if guard_steps is None and isinstance(
       guard_tolerance, (int, float)) and guard_tolerance != 0:
     raise ValueError(
@@ -366,22 +363,18 @@ def nowcast(
     return _labels.resolve_mask(mask, params)
 
   def init_fn(params):
-    # Separate buffers, so that the whole state can be donated.
-    zero = lambda: jnp.zeros([], jnp.int32)
-    return NowcastState(
-        count=zero(), records=zero(), jumps=zero(), skipped=zero(),
-        nonfinite=zero(),
-        guard=guard.init() if guard else (),
-        history=_init_history(params, leaves_to_keep(params)),
-    )
-
-  def _init_history(params, keep):
+    keep = leaves_to_keep(params)
     history = _history.init(params, num_slots, history_dtype, keep)
     if guard and history_dtype is not None:
       # The last slot keeps the pre-jump params for a rollback: in their own
       # dtype, so that the rollback restores them exactly.
       history = history[:-1] + _history.init(params, 1, None, keep)
-    return history
+    # Separate buffers, so that the whole state can be donated.
+    zero = lambda: jnp.zeros([], jnp.int32)
+    return NowcastState(
+        count=zero(), records=zero(), jumps=zero(), skipped=zero(),
+        nonfinite=zero(), guard=guard.init() if guard else (),
+        history=history)
 
   def update_fn(updates, state, params=None, **extra_args):
     keep = leaves_to_keep(params) if params is not None else []

@@ -61,6 +61,20 @@ class LossGuardState(NamedTuple):
   rollbacks: jax.Array
 
 
+def check_tolerance(tolerance: Any) -> None:
+  """Raises unless ``tolerance`` is a number >= 0 (or a scalar jax.Array).
+
+  A scalar ``jax.Array`` (as ``optax.inject_hyperparams`` passes it) may be
+  traced, so it is not checked.
+  """
+  if isinstance(tolerance, jax.Array) and tolerance.ndim == 0:
+    return
+  if isinstance(tolerance, bool) or not isinstance(
+      tolerance, (int, float)) or not tolerance >= 0:
+    raise ValueError(
+        f'guard_tolerance must be a number >= 0, got {tolerance!r}')
+
+
 def loss_guard(steps: int,
                tolerance: Union[float, jax.Array] = 0.0) -> Guard:
   r"""Rolls a jump back if the loss stays worse than before it.
@@ -100,12 +114,7 @@ def loss_guard(steps: int,
     (True, 1)
   """
   steps = _validation.positive_int('steps', steps)
-  if isinstance(tolerance, jax.Array) and tolerance.ndim == 0:
-    pass  # e.g. injected by optax.inject_hyperparams: may be traced
-  elif isinstance(tolerance, bool) or not isinstance(
-      tolerance, (int, float)) or not tolerance >= 0:
-    raise ValueError(
-        f'guard_tolerance must be a number >= 0, got {tolerance!r}')
+  check_tolerance(tolerance)
   tail = (steps + 1) // 2
 
   def init():
