@@ -16,10 +16,12 @@ from optax_nowcast._check import check_state
 from optax_nowcast._labels import default_label
 from optax_nowcast._nowcast import nowcast
 from optax_nowcast._nowcast import NowcastState
+from optax_nowcast._select import DEFAULT_SELECT
 
 __version__ = '0.2.0'
 
 __all__ = (
+    'DEFAULT_SELECT',
     'NowcastState',
     'check_state',
     'default_label',

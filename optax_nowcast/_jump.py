@@ -10,9 +10,11 @@ updates become
 
 elementwise, where :math:`h` are the leaf's older history entries, :math:`f`
 the forecaster's per-scalar function and :math:`W` its window; so that
-``optax.apply_updates(p, u')`` lands on the forecast :math:`\hat p`. A
-forecast that is not finite leaves its scalar at :math:`p_n`. A rollback is
-the updates that move the params back to a kept copy.
+``optax.apply_updates(p, u')`` lands on the forecast :math:`\hat p`
+(:func:`forecast_delta` computes :math:`\hat p - p_n`, :func:`apply_delta`
+adds it, possibly scaled: see ``_select.py``). A forecast that is not
+finite leaves its scalar at :math:`p_n`. A rollback is the updates that
+move the params back to a kept copy.
 """
 
 from __future__ import annotations
@@ -68,22 +70,20 @@ def forecast_leaf(
   return fn(window)
 
 
-def jump_update(
+def forecast_delta(
     forecaster: Forecaster,
-    param: jax.Array,
-    update: jax.Array,
+    newest: jax.Array,
     older: Sequence[jax.Array],
     times: jax.Array,
     target: jax.Array,
     label: str,
     chunk_size: Optional[int] = None,
 ) -> tuple[jax.Array, jax.Array]:
-  """The update that moves one leaf to its forecast, and its bad count.
+  r"""The displacement :math:`\hat p - p_n` of one leaf, and its bad count.
 
   Args:
     forecaster: The forecaster.
-    param: The leaf's current params :math:`p`.
-    update: The inner optimizer's update :math:`u` of the leaf.
+    newest: The leaf's would-be params :math:`p_n` (the newest entry).
     older: The ``W - 1`` older window entries, oldest first (any float
       dtype; forecasts are computed in float32).
     times: ``(W,)`` steps of the entries relative to the newest.
@@ -92,29 +92,43 @@ def jump_update(
     chunk_size: See :func:`forecast_leaf`.
 
   Returns:
-    ``(u', nonfinite)``: the update in ``update``'s dtype, and the int32
-    number of scalars whose forecast was not finite (left at :math:`p_n`).
-    A complex leaf is two real trajectories: its real and imaginary parts
-    are forecast apart (and counted apart in ``nonfinite``).
+    ``(delta, nonfinite)``: the float32 displacement (complex64 for a
+    complex leaf), ``0`` where the forecast was not finite, and the int32
+    number of such scalars. A complex leaf is two real trajectories: its
+    real and imaginary parts are forecast apart (and counted apart).
   """
-  newest = optax.apply_updates(param, update)
   if jnp.iscomplexobj(newest):
-    # Two real trajectories: forecast the real and imaginary parts apart.
-    parts = [
-        jump_update(forecaster, part(param), part(update), [
-            part(e) for e in older], times, target, label, chunk_size)
+    (re, re_bad), (im, im_bad) = [
+        forecast_delta(forecaster, part(newest), [part(e) for e in older],
+                       times, target, label, chunk_size)
         for part in (jnp.real, jnp.imag)
     ]
-    (re_u, re_bad), (im_u, im_bad) = parts
-    return jax.lax.complex(re_u, im_u).astype(update.dtype), re_bad + im_bad
+    return jax.lax.complex(re, im), re_bad + im_bad
   newest = newest.astype(jnp.float32)
   window = jnp.stack([e.astype(jnp.float32) for e in older] + [newest])
   forecast = forecast_leaf(forecaster, window, times, target, label,
                            chunk_size)
   finite = jnp.isfinite(forecast)
   delta = jnp.where(finite, forecast - newest, 0.0)
-  new_update = (update.astype(jnp.float32) + delta).astype(update.dtype)
-  return new_update, jnp.sum(~finite, dtype=jnp.int32)
+  return delta, jnp.sum(~finite, dtype=jnp.int32)
+
+
+def apply_delta(update: jax.Array, delta: jax.Array,
+                scale: Optional[jax.Array] = None) -> jax.Array:
+  """``update + scale * delta`` in ``update``'s dtype (no scale: ``1``).
+
+  The sum is computed in float32 (or the update's wider real dtype), the real
+  and imaginary parts of a complex leaf apart.
+  """
+  if jnp.iscomplexobj(update):
+    parts = [apply_delta(part(update), part(delta), scale)
+             for part in (jnp.real, jnp.imag)]
+    return jax.lax.complex(*parts).astype(update.dtype)
+  compute = jnp.promote_types(update.dtype, jnp.float32)
+  step = delta.astype(compute)
+  if scale is not None:
+    step = scale.astype(compute) * step
+  return (update.astype(compute) + step).astype(update.dtype)
 
 
 def rollback_update(param: jax.Array, kept: jax.Array,

@@ -7,7 +7,7 @@ the rollback in ``_jump.py``, the rollback policy in ``guards.py``.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional, Union
+from typing import Any, NamedTuple, Optional, Sequence, Union
 
 import jax
 import jax.numpy as jnp
@@ -16,6 +16,7 @@ import optax
 from optax_nowcast import _history
 from optax_nowcast import _jump
 from optax_nowcast import _labels
+from optax_nowcast import _select
 from optax_nowcast import _validation
 from optax_nowcast import guards as guards_lib
 from optax_nowcast import schedules as schedules_lib
@@ -37,6 +38,11 @@ class NowcastState(NamedTuple):
       full yet, or the step was outside ``[first_jump_step, last_jump_step]``).
     nonfinite: int32, weights whose forecast was not finite and which were
       therefore left at their un-jumped value, summed over all jumps.
+    selected: int32 ``(1 + len(select),)``: how many jumps chose each
+      candidate of a loss-checked jump (``value_fn`` given): index 0 counts
+      the jumps that stayed at ``p_n`` (none of the forecasts was better),
+      index ``k`` those that moved by ``select[k - 1]`` times the forecast
+      displacement. ``()`` with ``select=None``.
     guard: the guard's state (e.g. :class:`~optax_nowcast.guards.LossGuardState`,
       which counts ``rollbacks``), or ``()`` without a guard.
     history: a tuple of params-shaped trees (the schedule's slots), in
@@ -48,6 +54,7 @@ class NowcastState(NamedTuple):
   jumps: jax.Array
   skipped: jax.Array
   nonfinite: jax.Array
+  selected: Any
   guard: Any
   history: tuple[Any, ...]
 
@@ -207,6 +214,34 @@ def _check_update_args(params: Any, state: Any, num_slots: int,
       )
 
 
+def _check_jumps_end(schedule: Schedule, value_fn: Any,
+                     step_sizes: Optional[tuple[float, ...]]) -> None:
+  """Refuses blind jumps that never stop: the run could end on a jump.
+
+  Unchecked jumps go to the forecast whatever it costs: a run whose last
+  jump comes shortly before its end ends in the jump's damage, and on a
+  problem that converges (optax's parabolas, Rosenbrock) jumping until the
+  end keeps kicking the params out of the optimum. So a periodic schedule
+  must either check its jumps against the loss (``value_fn``) or stop them
+  at ``last_jump_step``. The Introspection schedule ends by construction.
+  """
+  if (isinstance(schedule, schedules_lib.PeriodicSchedule)
+      and schedule.last_jump_step is None and value_fn is None):
+    how = ('pass the loss of the params to update, tx.update(updates, state,'
+           ' params, value_fn=lambda p: loss(p, batch)), so that every jump'
+           ' is checked against not jumping'
+           if step_sizes else
+           'set select= (e.g. its default) and pass the loss of the params'
+           ' to update as value_fn=, so that every jump is checked against'
+           ' not jumping')
+    raise ValueError(
+        'nowcast would jump blind until training ends (no value_fn and'
+        ' last_jump_step=None): a run could end right after a bad jump, or'
+        ' in the oscillation its jumps drive. Either ' + how + ' (the'
+        ' recommended default), or set last_jump_step= to the step after'
+        ' which jumps stop (e.g. 90% of your training steps)')
+
+
 def nowcast(
     forecaster: Forecaster,
     *,
@@ -223,6 +258,7 @@ def nowcast(
     guard: Optional[guards_lib.Guard] = None,
     guard_steps: Optional[int] = None,
     guard_tolerance: float = 0.0,
+    select: Optional[Sequence[float]] = _select.DEFAULT_SELECT,
 ) -> optax.GradientTransformationExtraArgs:
   r"""Periodically jumps the params to a forecast of their future values.
 
@@ -249,6 +285,23 @@ def nowcast(
     is.
   - A due jump outside ``[first_jump_step, last_jump_step]`` is skipped and
     counted in ``NowcastState.skipped``; the history then carries on.
+
+  Checked jumps (the safe default): when ``update`` receives the loss of the
+  params as the extra argument ``value_fn`` (``tx.update(g, state, params,
+  value_fn=lambda p: loss(p, batch))``, optax's convention), a jump step
+  evaluates it at :math:`p_n` and at :math:`p_n + s (\hat p - p_n)` for each
+  step size :math:`s` in ``select``, and moves to the least loss; it stays
+  at :math:`p_n` unless that loss is finite and strictly lower than at
+  :math:`p_n`. ``value_fn`` runs only on jump steps (``1 + len(select)``
+  times, one candidate alive at a time), and ``NowcastState.selected``
+  counts the winners. Such a jump never raises the loss it is given above
+  not jumping, so training may end on any step and jumps cannot drive an
+  oscillation of that loss. Without ``value_fn`` the jump goes blindly to
+  the forecast, and a periodic schedule then requires ``last_jump_step``
+  (``update`` raises otherwise): with blind jumps to the end, optax's own
+  test problems are no longer solved (``results/optax_convergence.md``:
+  Adam + ``linear`` keeps kicking the params off a parabola's optimum, SGD
+  with momentum + ``linear`` diverges on Rosenbrock).
 
   Each scalar weight is forecast independently from its own window: the
   forecaster is vmapped over every element of every leaf (``_jump.py``).
@@ -280,8 +333,10 @@ def nowcast(
       (the last value repeats; NiNo shrinks it from 40 to 1, see
       ``schedules.NINO_HORIZONS``), or a callable of the int32 jump number.
     first_jump_step: No jump before this step.
-    last_jump_step: No jump after this step (``None``: no limit), so that a
-      run never ends right after a jump.
+    last_jump_step: No jump after this step, so that a run does not end
+      right after a blind jump (e.g. 90% of the training steps). ``None``
+      (no limit) is allowed only with checked jumps: ``update`` then
+      requires ``value_fn``.
     schedule: Instead of ``record_every``/``jump_every``: a schedule object,
       e.g. ``schedules.introspection([3000, 4000, 5000])`` for the
       Introspection schedule (inputs at steps 0, 0.4t, 0.7t, t; forecast of
@@ -315,24 +370,48 @@ def nowcast(
       next ``guard_steps`` steps is worse than before the jump.
     guard_tolerance: The relative loss increase that ``guard_steps``'s guard
       tolerates (>= 0).
+    select: The step sizes a checked jump tries along ``forecast - p_n``
+      (positive, distinct; default :data:`DEFAULT_SELECT`, ``(0.25, 0.5,
+      1.0, 2.0)``), used when ``update`` gets ``value_fn``. ``None``: never
+      check, ignore ``value_fn`` (e.g. when it is meant for another
+      transformation of the chain).
 
   Returns:
     An ``optax.GradientTransformationExtraArgs`` whose ``update`` requires
-    ``params`` and accepts (and ignores) extra keyword arguments such as
-    ``value``.
+    ``params``, reads the extra arguments ``value_fn`` (checked jumps) and
+    ``value`` (the guard's loss), and ignores any others.
 
   Example:
-    >>> import jax.numpy as jnp, optax, optax_nowcast as onc
+    Checked jumps (recommended): pass the loss of the params as ``value_fn``.
+
+    >>> import jax, jax.numpy as jnp, optax, optax_nowcast as onc
+    >>> loss = lambda p: jnp.sum((p - 1.0) ** 2)
     >>> tx = optax.chain(optax.sgd(0.1), onc.nowcast(
     ...     onc.forecasters.linear(window=2, horizon=1),
     ...     record_every=1, jump_every=2))
     >>> params = jnp.array([0.0])
     >>> state = tx.init(params)
-    >>> for _ in range(2):  # the gradient of -x is -1: steps of +0.1
-    ...   updates, state = tx.update(-jnp.ones(1), state, params)
+    >>> for _ in range(2):
+    ...   grads = jax.grad(loss)(params)
+    ...   updates, state = tx.update(grads, state, params, value_fn=loss)
     ...   params = optax.apply_updates(params, updates)
-    >>> print(f'{float(params[0]):.4f}')  # step 2 jumped from 0.2 to 0.3
-    0.3000
+    >>> # Step 2: p_n = 0.36 after 0.2, the forecast 0.52; of p_n + s (0.52 -
+    >>> # p_n) for s in (0, 0.25, 0.5, 1, 2), s = 2 has the least loss.
+    >>> print(f'{float(params[0]):.4f}', state[1].selected.tolist())
+    0.6800 [0, 0, 0, 0, 1]
+
+    Blind jumps must stop at ``last_jump_step``:
+
+    >>> tx = optax.chain(optax.sgd(0.1), onc.nowcast(
+    ...     onc.forecasters.linear(window=2, horizon=1),
+    ...     record_every=1, jump_every=2, last_jump_step=900))
+    >>> params = jnp.array([0.0])
+    >>> state = tx.init(params)
+    >>> for _ in range(2):
+    ...   updates, state = tx.update(jax.grad(loss)(params), state, params)
+    ...   params = optax.apply_updates(params, updates)
+    >>> print(f'{float(params[0]):.4f}')  # step 2 jumped from 0.36 to 0.52
+    0.5200
 
   References:
     Sinha et al., `Introspection: Accelerating Neural Network Training by
@@ -355,6 +434,7 @@ def nowcast(
   if chunk_size is not None:
     chunk_size = _validation.positive_int('chunk_size', chunk_size)
   history_dtype = _history_dtype(history_dtype)
+  step_sizes = _select.check_step_sizes(select)
   num_slots = schedule.num_slots
 
   def leaves_to_keep(params):
@@ -373,7 +453,10 @@ def nowcast(
     zero = lambda: jnp.zeros([], jnp.int32)
     return NowcastState(
         count=zero(), records=zero(), jumps=zero(), skipped=zero(),
-        nonfinite=zero(), guard=guard.init() if guard else (),
+        nonfinite=zero(),
+        selected=(jnp.zeros([1 + len(step_sizes)], jnp.int32)
+                  if step_sizes else ()),
+        guard=guard.init() if guard else (),
         history=history)
 
   def update_fn(updates, state, params=None, **extra_args):
@@ -384,10 +467,16 @@ def nowcast(
       raise ValueError(
           'nowcast(guard_steps=...) watches the loss: pass it as'
           ' tx.update(updates, state, params, value=loss)')
+    value_fn = extra_args.get('value_fn') if step_sizes else None
+    if value_fn is not None and not callable(value_fn):
+      raise ValueError(
+          'value_fn must be a function of the params returning the loss,'
+          f' got {value_fn!r}')
     treedef = jax.tree.structure(params)
     flat_params = treedef.flatten_up_to(params)
     flat_updates = treedef.flatten_up_to(updates)
     leaf_labels = _labels.resolve_labels(labels, params)
+    _check_jumps_end(schedule, value_fn, step_sizes)
     active = [i for i, k in enumerate(keep) if k]
     params_a = [flat_params[i] for i in active]
     labels_a = [leaf_labels[i] for i in active]
@@ -401,33 +490,50 @@ def nowcast(
       rollback, guard_state = jnp.zeros([], bool), ()
 
     def jump(carry):
-      us, kept, _ = carry
+      us, kept, _, _ = carry
       if guard:  # The last slot keeps p_n, for a rollback.
         kept = [optax.apply_updates(p, u).astype(h.dtype)
                 for p, u, h in zip(params_a, us, kept)]
-      new_us, nonfinite = [], jnp.zeros([], jnp.int32)
+      deltas, nonfinite = [], jnp.zeros([], jnp.int32)
       for k, (p, u, label) in enumerate(zip(params_a, us, labels_a)):
         older = [_history.gather([s[k] for s in slots], index)
                  for index in plan.window_slots]
-        u, bad = _jump.jump_update(forecaster, p, u, older, plan.times,
-                                   plan.target, label, chunk_size)
-        new_us.append(u)
+        delta, bad = _jump.forecast_delta(
+            forecaster, optax.apply_updates(p, u), older, plan.times,
+            plan.target, label, chunk_size)
+        deltas.append(delta)
         nonfinite += bad
-      return new_us, kept, nonfinite
+      if value_fn is None:
+        return ([_jump.apply_delta(u, d) for u, d in zip(us, deltas)], kept,
+                nonfinite, jnp.zeros([], jnp.int32))
+
+      def moved(scale):
+        return [_jump.apply_delta(u, d, scale) for u, d in zip(us, deltas)]
+
+      def candidate(scale):
+        flat = list(flat_updates)
+        for i, u in zip(active, moved(scale)):
+          flat[i] = u
+        return optax.apply_updates(
+            params, jax.tree.unflatten(treedef, flat))
+
+      choice = _select.choose(value_fn, candidate, step_sizes)
+      scale = jnp.asarray((0.0,) + step_sizes, jnp.float32)[choice]
+      return moved(scale), kept, nonfinite, choice
 
     def roll_back(carry):
-      us, kept, nonfinite = carry
+      us, kept, nonfinite, choice = carry
       if not guard:  # never taken: rollback is False
         return carry
       us = [_jump.rollback_update(p, h, u)
             for p, h, u in zip(params_a, kept, us)]
-      return us, kept, nonfinite
+      return us, kept, nonfinite, choice
 
-    us, kept, nonfinite = _history.run_once_if(
+    us, kept, nonfinite, choice = _history.run_once_if(
         plan.jump | rollback,
         lambda carry: jax.lax.cond(plan.jump, jump, roll_back, carry),
         ([flat_updates[i] for i in active], list(slots[-1]) if guard else [],
-         jnp.zeros([], jnp.int32)),
+         jnp.zeros([], jnp.int32), jnp.zeros([], jnp.int32)),
     )
     for i, u in zip(active, us):
       flat_updates[i] = u
@@ -449,6 +555,9 @@ def nowcast(
         jumps=state.jumps + plan.jump.astype(jnp.int32),
         skipped=state.skipped + (plan.due & ~plan.jump).astype(jnp.int32),
         nonfinite=state.nonfinite + nonfinite,
+        selected=(state.selected.at[choice].add(
+            (plan.jump & (value_fn is not None)).astype(jnp.int32))
+                  if step_sizes else ()),
         guard=guard_state,
         history=tuple(jax.tree.unflatten(slot_def, s) for s in slots),
     )

@@ -11,7 +11,12 @@ in its docstring and checks it with chex, over every valid combination of
 - schedule: periodic (``record_every``/``jump_every``) or Introspection
   (``schedules.introspection([6, 10])``, window 4 only, so not ``wnn``);
 - guard: ``guard_steps=None`` or ``guard_steps=2`` (periodic schedule only);
-- ``history_dtype``: ``None`` or ``jnp.bfloat16``.
+- ``history_dtype``: ``None`` or ``jnp.bfloat16``;
+- jumps: blind (no ``value_fn``; the periodic schedule then needs an end,
+  ``last_jump_step``, set far beyond the runs here) or checked (``update``
+  gets ``value_fn``, the loss of the params, and each jump keeps the best of
+  not jumping and the default ``select`` step sizes); checked with the
+  params' dtype only.
 
 Only the public API is used: ``onc.nowcast``, ``onc.forecasters``,
 ``onc.schedules`` and the ``NowcastState`` fields ``count``, ``jumps``,
@@ -55,6 +60,7 @@ PERIODIC = {
 INTROSPECTION_JUMPS = (6, 10)  # inputs at 0, 2, 4, 6 and 0, 4, 7, 10
 GUARD_STEPS = 2
 INNER_LR = 0.1
+LAST_JUMP_STEP = 10**6
 # Compiling dominates this file's run time. LLVM's -O0 halves it (WNN's step:
 # 4 s -> 2 s) and changes nothing the tests check: XLA's HLO passes (fusion,
 # control flow, donation) run as usual, only the CPU code is less optimised.
@@ -69,29 +75,34 @@ class Case(NamedTuple):
   schedule: str  # 'periodic' or 'introspection'
   guard: bool
   history_dtype: Optional[str]  # None or 'bfloat16'
+  checked: bool = False  # update gets value_fn: loss-checked jumps
 
   @property
   def name(self) -> str:
     return '_'.join([
         self.forecaster, self.schedule,
         'guard' if self.guard else 'noguard',
-        self.history_dtype or 'paramdtype'])
+        self.history_dtype or 'paramdtype'] + (
+            ['checked'] if self.checked else []))
 
 
 def _valid(case: Case) -> bool:
   if case.schedule == 'introspection':
     # The Introspection schedule has window 4 (WNN's is 5) and no room for a
     # guard (guards need the periodic schedule).
-    return case.forecaster != 'wnn' and not case.guard
-  return True
+    return (case.forecaster != 'wnn' and not case.guard
+            and not (case.checked and case.history_dtype))
+  return not (case.checked and case.history_dtype)
 
 
 ALL_CASES = tuple(
     case for case in itertools.starmap(Case, itertools.product(
         tuple(PERIODIC), ('periodic', 'introspection'), (False, True),
-        (None, 'bfloat16')))
+        (None, 'bfloat16'), (False, True)))
     if _valid(case))
-assert len(ALL_CASES) == 28  # 5 * 2 * 2 periodic + 4 * 2 Introspection
+# Blind: 5 * 2 * 2 periodic + 4 * 2 Introspection; checked: 5 * 2 + 4.
+assert len(ALL_CASES) == 42
+CHECKED_CASES = tuple(c for c in ALL_CASES if c.checked)
 
 
 def _named(cases, **extra):
@@ -105,10 +116,11 @@ def _select(**axes):
 
 
 # One forecaster stands for all where the property does not read forecasts.
-LINEAR_CASES = _select(forecaster='linear')  # schedule x guard x dtype: 6
+# Counts: schedule x guard x dtype, plus the checked ones (dtype None).
+LINEAR_CASES = _select(forecaster='linear')  # 6 + 3
 MASK_CASES = _select(forecaster='linear', history_dtype='bfloat16')  # 3
-LAST_CASES = _select(forecaster='last')  # schedule x guard x dtype: 6
-PLUMBING_CASES = _select(forecaster='linear', history_dtype=None)  # 3
+LAST_CASES = _select(forecaster='last')  # 6 + 3
+PLUMBING_CASES = _select(forecaster='linear', history_dtype=None)  # 3 + 3
 
 
 # ----------------------------------------------------------------------------
@@ -141,6 +153,8 @@ def _nowcast(case: Case, **kwargs) -> optax.GradientTransformationExtraArgs:
       _forecaster(case.forecaster, window),
       record_every=record_every,
       jump_every=jump_every,
+      # Blind jumps need an end; these runs never reach this one.
+      last_jump_step=LAST_JUMP_STEP,
       # The introspection forecaster has no horizon of its own (and ignores
       # this one); the others get it from the forecaster.
       horizon=2 if case.forecaster == 'introspection' else None,
@@ -209,12 +223,19 @@ def _rollback_values() -> list[jax.Array]:
   return [jnp.float32(1.0)] + [jnp.float32(2.0)] * GUARD_STEPS
 
 
-def _step_fn(tx):
+def _extra(checked: bool, value) -> dict[str, Any]:
+  """The extra arguments of ``update``: ``value``, and ``value_fn`` if checked.
+  """
+  return dict(value=value, value_fn=_loss) if checked else dict(value=value)
+
+
+def _step_fn(tx, checked: bool = False):
   """``(params, state, value) -> (params, state)``: one training step."""
 
   def step(params, state, value):
     grads = jax.grad(_loss)(params)
-    updates, state = tx.update(grads, state, params, value=value)
+    updates, state = tx.update(grads, state, params,
+                               **_extra(checked, value))
     return optax.apply_updates(params, updates), state
 
   return step
@@ -240,7 +261,7 @@ def _compiled(case: Optional[Case], mask: bool = False) -> Compiled:
   else:
     tx = optax.chain(
         inner, _nowcast(case, mask=_bias_excluded if mask else None))
-  step = _step_fn(tx)
+  step = _step_fn(tx, case is not None and case.checked)
   step.__name__ = 'step_' + (case.name if case else 'inner') + (
       '_masked' if mask else '')
   return Compiled(tx, step, jax.jit(chex.assert_max_traces(step, n=1),
@@ -317,7 +338,8 @@ class NowcastContractTest(parameterized.TestCase):
     state = tx.init(params)
     grads = jax.grad(_loss)(params)
     updates, new_state = jax.eval_shape(
-        functools.partial(tx.update, value=jnp.float32(1.0)),
+        functools.partial(tx.update, **_extra(case.checked,
+                                              jnp.float32(1.0))),
         grads, state, params)
     chex.assert_trees_all_equal_shapes_and_dtypes(state, new_state)
     chex.assert_trees_all_equal_shapes_and_dtypes(updates, params)
@@ -436,6 +458,8 @@ class NowcastContractTest(parameterized.TestCase):
     def step(params, state, value, unrelated):
       grads = jax.grad(_loss)(params)
       extra = dict(value=value) if case.guard else {}
+      if case.checked:
+        extra['value_fn'] = _loss
       updates, state = tx.update(grads, state, params, unrelated=unrelated,
                                  note='not for nowcast', **extra)
       return optax.apply_updates(params, updates), state
@@ -569,7 +593,8 @@ class NowcastContractTest(parameterized.TestCase):
         optax.inject_hyperparams(optax.sgd)(learning_rate=INNER_LR),
         _nowcast(case))
     tx = optax.MultiSteps(injected, every_k_schedule=k)
-    step = jax.jit(_step_fn(tx), compiler_options=COMPILER_OPTIONS)
+    step = jax.jit(_step_fn(tx, case.checked),
+                   compiler_options=COMPILER_OPTIONS)
     values = _falling_values()
     p_multi, s_multi = _run(step, tx, _params(),
                             [v for v in values for _ in range(k)])
@@ -656,3 +681,69 @@ class NowcastContractTest(parameterized.TestCase):
       # The identity map leaves the state as it is.
       same = optax.tree.map_params(tx, lambda v: v, state)
       chex.assert_trees_all_equal(same, state)
+
+  # 9. -----------------------------------------------------------------------
+
+  @parameterized.named_parameters(_named(CHECKED_CASES))
+  def test_checked_jumps_never_raise_value_fn_above_not_jumping(self, case):
+    """A checked jump lands where ``value_fn`` is at most its value at ``p_n``.
+
+    At every jump step, the loss of the params the step returns is at most
+    the loss of the would-be params ``p_n`` (the inner optimizer's step
+    alone), and ``NowcastState.selected`` counts one candidate per jump. With
+    ``last`` every candidate equals ``p_n``: a tie, so every jump stays.
+    """
+    compiled, alone = _compiled(case), _compiled(None)
+    params, state = _params(), compiled.tx.init(_params())
+    for _ in range(NUM_STEPS):
+      value = _jit_loss(params)
+      p_n, _ = alone.jit_step(params, alone.tx.init(params), value)
+      jumps = int(state[1].jumps)
+      params, state = compiled.jit_step(params, state, value)
+      if int(state[1].jumps) > jumps:
+        self.assertLessEqual(float(_jit_loss(params)), float(_jit_loss(p_n)))
+    selected = state[1].selected
+    chex.assert_shape(selected, (1 + len(onc.DEFAULT_SELECT),))
+    chex.assert_type(selected, jnp.int32)
+    self.assertEqual(int(jnp.sum(selected)), int(state[1].jumps))
+    self.assertEqual(int(state[1].jumps), len(_expected_jump_steps(case)))
+    if case.forecaster == 'last':
+      self.assertEqual(int(selected[0]), int(state[1].jumps))
+
+  # Where value_fn runs is a matter of the jump branch, not of the forecast:
+  # over schedule x guard with one forecaster.
+  @parameterized.named_parameters(_named(_select(forecaster='linear',
+                                                 checked=True)))
+  def test_value_fn_runs_only_on_jump_steps(self, case):
+    """``value_fn`` is evaluated once per candidate on jump steps, never else.
+
+    Counted by a ``jax.debug.callback`` inside ``value_fn``: one call for
+    ``p_n`` and one per step size, per jump; none on the other steps.
+    """
+    calls = []
+
+    def value_fn(params):
+      jax.debug.callback(lambda: calls.append(1))
+      return _loss(params)
+
+    tx = optax.chain(optax.sgd(INNER_LR), _nowcast(case))
+
+    def step(params, state, value):
+      grads = jax.grad(_loss)(params)
+      updates, state = tx.update(grads, state, params, value=value,
+                                 value_fn=value_fn)
+      return optax.apply_updates(params, updates), state
+
+    step = jax.jit(step, compiler_options=COMPILER_OPTIONS)
+    params, state = _params(), tx.init(_params())
+    per_step = []
+    for _ in range(NUM_STEPS):
+      before = len(calls)
+      params, state = step(params, state, _jit_loss(params))
+      jax.effects_barrier()
+      per_step.append(len(calls) - before)
+    candidates = 1 + len(onc.DEFAULT_SELECT)
+    self.assertEqual(
+        [n for n, c in enumerate(per_step, 1) if c],
+        _expected_jump_steps(case))
+    self.assertEqual(set(per_step) - {0}, {candidates})

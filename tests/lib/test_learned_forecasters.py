@@ -21,6 +21,10 @@ from optax_nowcast.forecasters._wnn import wnn
 from optax_nowcast.forecasters._wnn import wnn_apply_batch
 from optax_nowcast.forecasters._wnn import wnn_l1_penalty
 
+# These tests check the blind jumps themselves, so they let them run to the
+# end of the run (nowcast asks for an end, or for value_fn-checked jumps).
+JUMP_TO_THE_END = 2**31 - 1
+
 TIMES = jnp.arange(-4.0, 1.0, dtype=jnp.float32)
 GOOD = init_wnn_weights()
 
@@ -389,7 +393,8 @@ def run(tx, steps):
 
 def test_wnn_jumps_every_five_records_inside_nowcast():
   tx = optax.chain(
-      optax.sgd(0.05), onc.nowcast(wnn(), record_every=1, jump_every=5)
+      optax.sgd(0.05), onc.nowcast(wnn(), record_every=1, jump_every=5,
+                                   last_jump_step=JUMP_TO_THE_END)
   )
   params, state = run(tx, 12)
   assert int(state.jumps) == 2  # at steps 5 and 10

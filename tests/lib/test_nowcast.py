@@ -16,6 +16,10 @@ from optax_nowcast.forecasters import _curve_fit
 from optax_nowcast import forecasters
 from optax_nowcast import schedules
 
+# These tests check the blind jumps themselves, so they let them run to the
+# end of the run (nowcast asks for an end, or for value_fn-checked jumps).
+JUMP_TO_THE_END = 2**31 - 1
+
 
 def probe(fn, window, horizon=1.0, name='probe'):
   """A forecaster from ``fn(values, times, target, label)``."""
@@ -72,6 +76,7 @@ def test_jumps_happen_at_exactly_the_documented_steps(
       forecasters.linear(window, horizon=1),
       record_every=record_every,
       jump_every=jump_every,
+      last_jump_step=JUMP_TO_THE_END,
   )
   _, states = drive(tx, jnp.zeros(2), line(13))
   jumps = [int(s.jumps) for s in states]
@@ -82,7 +87,8 @@ def test_jumps_happen_at_exactly_the_documented_steps(
 
 def test_records_store_the_would_be_params_of_record_steps():
   # record_every=2, window=4: three ring slots, no jump before step 8.
-  tx = onc.nowcast(forecasters.last(4), record_every=2, jump_every=4)
+  tx = onc.nowcast(forecasters.last(4), record_every=2, jump_every=4,
+                   last_jump_step=JUMP_TO_THE_END)
   params = jnp.zeros(1)
   out, states = drive(tx, params, [jnp.ones(1)] * 7)
   # Records at steps 2, 4, 6 fill slots 0, 1, 2 with p_2, p_4, p_6.
@@ -100,6 +106,7 @@ def test_history_ring_wraps_and_restarts_after_a_jump():
       probe(lambda v, t, tg, l: v[0] * 100 + v[1] * 10 + v[2], 3),
       record_every=1,
       jump_every=4,
+      last_jump_step=JUMP_TO_THE_END,
   )
   out, states = drive(tx, jnp.zeros(1), [jnp.ones(1)] * 9)
   # Step 4 jumps from the window (p_2, p_3, p_4) = (2, 3, 4).
@@ -131,6 +138,7 @@ def test_a_skipped_jump_keeps_the_history_running():
       forecasters.linear(3, horizon=1),
       record_every=1,
       jump_every=3,
+      last_jump_step=JUMP_TO_THE_END,
       first_jump_step=5,
   )
   _, states = drive(tx, jnp.zeros(2), line(6))
@@ -153,6 +161,7 @@ def test_linear_lands_exactly_on_the_straight_line(
       forecasters.linear(window, horizon=horizon),
       record_every=record_every,
       jump_every=window,
+      last_jump_step=JUMP_TO_THE_END,
   )
   n_jump = record_every * window
   out, states = drive(tx, jnp.ones(3), [jnp.asarray(slope)] * n_jump)
@@ -173,6 +182,7 @@ def test_linear_is_exact_with_sgd_on_a_linear_loss():
           forecasters.linear(window, horizon=h),
           record_every=r,
           jump_every=window,
+          last_jump_step=JUMP_TO_THE_END,
       ),
   )
   params = jnp.zeros(3)
@@ -198,6 +208,7 @@ def test_quadratic_lands_exactly_on_a_parabola(window, horizon):
       forecasters.quadratic(window, horizon=horizon),
       record_every=2,
       jump_every=window,
+      last_jump_step=JUMP_TO_THE_END,
   )
   out, _ = drive(tx, jnp.zeros(1), incs)
   target = n_jump + 2 * horizon
@@ -207,7 +218,8 @@ def test_quadratic_lands_exactly_on_a_parabola(window, horizon):
 
 
 def test_last_jumps_change_nothing():
-  tx = onc.nowcast(forecasters.last(3), record_every=2, jump_every=3)
+  tx = onc.nowcast(forecasters.last(3), record_every=2, jump_every=3,
+                   last_jump_step=JUMP_TO_THE_END)
   incs = [jnp.array([0.1 * n, -1.7 / n, 3.3]) for n in range(1, 13)]
   out, states = drive(tx, jnp.array([0.3, 0.7, -0.2]), incs)
   assert int(states[-1].jumps) == 2
@@ -225,7 +237,8 @@ def test_last_trains_like_the_inner_optimizer_alone():
   plain = optax.adam(0.05)
   nowcast = optax.chain(
       optax.adam(0.05),
-      onc.nowcast(forecasters.last(3), record_every=2, jump_every=3),
+      onc.nowcast(forecasters.last(3), record_every=2, jump_every=3,
+                  last_jump_step=JUMP_TO_THE_END),
   )
 
   def run(tx):
@@ -265,6 +278,7 @@ def test_horizon_sequence_is_indexed_by_jump_number():
       forecasters.linear(2, horizon=1),
       record_every=1,
       jump_every=2,
+      last_jump_step=JUMP_TO_THE_END,
       horizon=[4, 2, 1],
   )
   out, _ = drive(tx, jnp.zeros(1), [jnp.ones(1)] * 8, jit=True)
@@ -279,6 +293,7 @@ def test_horizon_callable_receives_the_jump_number():
       forecasters.linear(2, horizon=1),
       record_every=1,
       jump_every=2,
+      last_jump_step=JUMP_TO_THE_END,
       horizon=lambda j: 1.0 + j,
   )
   out, _ = drive(tx, jnp.zeros(1), [jnp.ones(1)] * 6)
@@ -368,7 +383,8 @@ def test_introspection_record_on_a_jump_step_stores_post_jump_weights():
 
 def test_nonfinite_forecasts_leave_the_weight_unjumped_and_are_counted():
   fc = probe(lambda v, t, tg, l: jnp.where(v[-1] > 1.5, jnp.nan, 100.0), 2)
-  tx = onc.nowcast(fc, record_every=1, jump_every=2)
+  tx = onc.nowcast(fc, record_every=1, jump_every=2,
+                   last_jump_step=JUMP_TO_THE_END)
   out, states = drive(tx, jnp.array([0.0, 1.0, -1.0]), [jnp.ones(3)] * 2)
   # p_2 = (2, 3, 1): the first two forecasts are NaN, the third is 100.
   np.testing.assert_array_equal(out[-1], [2.0, 3.0, 100.0])
@@ -377,7 +393,8 @@ def test_nonfinite_forecasts_leave_the_weight_unjumped_and_are_counted():
 
 
 def test_a_nan_in_the_params_does_not_poison_the_history_forever():
-  tx = onc.nowcast(forecasters.linear(3, 1.0), record_every=1, jump_every=3)
+  tx = onc.nowcast(forecasters.linear(3, 1.0), record_every=1, jump_every=3,
+                   last_jump_step=JUMP_TO_THE_END)
   incs = [jnp.ones(2)] * 12
   params = jnp.zeros(2)
   state = tx.init(params)
@@ -404,14 +421,16 @@ def test_a_nan_in_the_params_does_not_poison_the_history_forever():
 
 
 def test_update_without_params_raises_a_clear_error():
-  tx = onc.nowcast(forecasters.linear(), record_every=1, jump_every=5)
+  tx = onc.nowcast(forecasters.linear(), record_every=1, jump_every=5,
+                   last_jump_step=JUMP_TO_THE_END)
   state = tx.init(jnp.zeros(2))
   with pytest.raises(ValueError, match='requires params'):
     tx.update(jnp.zeros(2), state)
 
 
 def test_params_of_another_model_raise_a_clear_error():
-  tx = onc.nowcast(forecasters.linear(), record_every=1, jump_every=5)
+  tx = onc.nowcast(forecasters.linear(), record_every=1, jump_every=5,
+                   last_jump_step=JUMP_TO_THE_END)
   state = tx.init({'w': jnp.zeros((2, 3))})
   with pytest.raises(ValueError, match='do not match the nowcast state'):
     tx.update({'w': jnp.zeros((3, 3))}, state, {'w': jnp.zeros((3, 3))})
@@ -457,7 +476,8 @@ def test_bad_arguments_raise_value_errors_naming_them(kwargs, match):
         (lambda: forecasters.quadratic(2), 'window must be at least 3 for a quadratic fit, got 2'),
         (lambda: forecasters.last(0), 'window must be a positive int, got 0'),
         (lambda: forecasters.last(2.0), 'window must be a positive int, got 2.0'),
-        (lambda: onc.nowcast('linear', record_every=1, jump_every=5), 'forecaster must be an optax_nowcast.forecasters.Forecaster'),
+        (lambda: onc.nowcast('linear', record_every=1, jump_every=5,
+                             last_jump_step=JUMP_TO_THE_END), 'forecaster must be an optax_nowcast.forecasters.Forecaster'),
         (lambda: onc.nowcast(forecasters.linear(5), schedule=schedules.introspection([10])), 'forecaster.window must equal the schedule window \\(4\\), got 5'),
         (lambda: onc.nowcast(forecasters.linear(4), schedule='introspection'), 'schedule must come from'),
         (lambda: schedules.introspection([]), 'jump_steps must not be empty'),
@@ -477,11 +497,13 @@ def test_bad_forecaster_and_schedule_arguments_raise(factory, match):
 def test_labels_and_mask_must_match_the_params():
   params = {'w': jnp.zeros((2, 2)), 'b': jnp.zeros(2)}
   tx = onc.nowcast(forecasters.linear(2, 1), record_every=1, jump_every=2,
+                   last_jump_step=JUMP_TO_THE_END,
                    labels={'w': 'dense'})
   state = tx.init(params)
   with pytest.raises(ValueError, match='labels must have the same tree'):
     tx.update(params, state, params)
   tx = onc.nowcast(forecasters.linear(2, 1), record_every=1, jump_every=2,
+                   last_jump_step=JUMP_TO_THE_END,
                    mask={'w': True})
   with pytest.raises(ValueError, match='mask must have the same tree'):
     tx.init(params)
@@ -504,7 +526,8 @@ def test_default_labels_follow_the_rank_of_each_leaf():
       'bias': jnp.zeros(5),
       'scale': jnp.zeros(()),
   }
-  tx = onc.nowcast(label_probe(), record_every=1, jump_every=2)
+  tx = onc.nowcast(label_probe(), record_every=1, jump_every=2,
+                   last_jump_step=JUMP_TO_THE_END)
   out, _ = drive(tx, params, [jax.tree.map(jnp.ones_like, params)] * 2)
   got = {k: float(v.reshape(-1)[0]) for k, v in out[-1].items()}
   assert got == {'kernel': 1.0, 'dense': 2.0, 'bias': 3.0, 'scale': 4.0}
@@ -515,6 +538,7 @@ def test_user_labels_as_tree_or_callable_reach_the_forecaster():
   for labels in ({'emb': 'emb', 'w': 'dense'},
                  lambda p: {k: 'emb' if k == 'emb' else 'dense' for k in p}):
     tx = onc.nowcast(label_probe(), record_every=1, jump_every=2,
+                     last_jump_step=JUMP_TO_THE_END,
                      labels=labels)
     out, _ = drive(tx, params, [jax.tree.map(jnp.ones_like, params)] * 2)
     assert float(out[-1]['emb'][0, 0]) == 5.0
@@ -524,7 +548,8 @@ def test_user_labels_as_tree_or_callable_reach_the_forecaster():
 def test_masked_leaves_are_never_recorded_nor_jumped():
   params = {'w': jnp.zeros((2, 2)), 'frozen': jnp.zeros(3)}
   mask = lambda p: {'w': True, 'frozen': False}
-  tx = onc.nowcast(label_probe(), record_every=1, jump_every=2, mask=mask)
+  tx = onc.nowcast(label_probe(), record_every=1, jump_every=2,
+                   last_jump_step=JUMP_TO_THE_END, mask=mask)
   out, states = drive(tx, params, [jax.tree.map(jnp.ones_like, params)] * 2)
   np.testing.assert_array_equal(out[-1]['frozen'], [2.0, 2.0, 2.0])
   assert float(out[-1]['w'][0, 0]) == 2.0  # jumped to the 'dense' code
@@ -539,7 +564,8 @@ def test_chunked_forecasts_equal_unchunked():
   results = []
   for chunk in (None, 16, 1000):
     tx = onc.nowcast(forecasters.quadratic(4, 2.0), record_every=2,
-                     jump_every=4, chunk_size=chunk)
+                     jump_every=4,
+                     last_jump_step=JUMP_TO_THE_END, chunk_size=chunk)
     out, _ = drive(tx, params, grads)
     results.append(out[-1])
   for r in results[1:]:
@@ -550,7 +576,8 @@ def test_chunked_forecasts_equal_unchunked():
 def test_params_keep_their_dtype(dtype):
   params = {'w': jnp.ones((3, 2), dtype), 'b': jnp.zeros(2, dtype)}
   tx = optax.chain(optax.adam(1e-2), onc.nowcast(
-      forecasters.linear(2, 1.0), record_every=1, jump_every=2))
+      forecasters.linear(2, 1.0), record_every=1, jump_every=2,
+      last_jump_step=JUMP_TO_THE_END))
   state = tx.init(params)
   grads = jax.tree.map(jnp.ones_like, params)
   for _ in range(3):
@@ -564,8 +591,10 @@ def test_params_keep_their_dtype(dtype):
 
 def test_history_dtype_bfloat16_halves_the_history():
   params = {'w': jnp.ones((64, 32))}
-  full = onc.nowcast(forecasters.linear(5), record_every=1, jump_every=5)
+  full = onc.nowcast(forecasters.linear(5), record_every=1, jump_every=5,
+                     last_jump_step=JUMP_TO_THE_END)
   half = onc.nowcast(forecasters.linear(5), record_every=1, jump_every=5,
+                     last_jump_step=JUMP_TO_THE_END,
                      history_dtype=jnp.bfloat16)
   nbytes = lambda s: sum(x.nbytes for x in jax.tree.leaves(s.history))
   assert nbytes(full.init(params)) == 4 * params['w'].nbytes
@@ -579,7 +608,8 @@ def test_history_dtype_bfloat16_halves_the_history():
 def test_init_copies_what_it_keeps_so_params_and_state_can_be_donated():
   params = {'w': jnp.ones((4, 4))}
   tx = optax.chain(optax.adam(1e-2), onc.nowcast(
-      forecasters.linear(3, 1.0), record_every=1, jump_every=3))
+      forecasters.linear(3, 1.0), record_every=1, jump_every=3,
+      last_jump_step=JUMP_TO_THE_END))
   state = tx.init(params)
   for h in jax.tree.leaves(state[1].history):
     assert h.unsafe_buffer_pointer() != params['w'].unsafe_buffer_pointer()
@@ -618,7 +648,8 @@ def _rosen_params():
 
 def test_jit_does_not_recompile_across_record_jump_and_plain_steps():
   tx = optax.chain(optax.adam(1e-2), onc.nowcast(
-      forecasters.linear(3, 2.0), record_every=2, jump_every=3))
+      forecasters.linear(3, 2.0), record_every=2, jump_every=3,
+      last_jump_step=JUMP_TO_THE_END))
   step = jax.jit(_step_fn(tx))
   params = _rosen_params()
   state = tx.init(params)
@@ -630,7 +661,8 @@ def test_jit_does_not_recompile_across_record_jump_and_plain_steps():
 
 def test_unexpected_extra_args_are_accepted():
   tx = optax.chain(optax.adam(1e-2), onc.nowcast(
-      forecasters.linear(2, 1.0), record_every=1, jump_every=2))
+      forecasters.linear(2, 1.0), record_every=1, jump_every=2,
+      last_jump_step=JUMP_TO_THE_END))
   step = jax.jit(_step_fn(tx, unexpected_extra_args_nobody_expects=1))
   params, state = _rosen_params(), tx.init(_rosen_params())
   for _ in range(3):
@@ -666,7 +698,8 @@ def test_lax_scan_matches_a_python_loop_and_converges():
 
 def test_state_structure_and_dtypes_are_stable_inside_lax_cond():
   tx = optax.chain(optax.adam(1e-2), onc.nowcast(
-      forecasters.linear(2, 1.0), record_every=1, jump_every=2))
+      forecasters.linear(2, 1.0), record_every=1, jump_every=2,
+      last_jump_step=JUMP_TO_THE_END))
   params = _rosen_params()
   state = tx.init(params)
   step = _step_fn(tx)
@@ -684,7 +717,8 @@ def test_state_structure_and_dtypes_are_stable_inside_lax_cond():
 
 def test_tree_map_params_maps_the_history():
   tx = optax.chain(optax.adam(1e-2), onc.nowcast(
-      forecasters.linear(4, 1.0), record_every=1, jump_every=4))
+      forecasters.linear(4, 1.0), record_every=1, jump_every=4,
+      last_jump_step=JUMP_TO_THE_END))
   params = _rosen_params()
   state = tx.init(params)
   same = optax.tree.map_params(tx, lambda v: v, state)
@@ -697,7 +731,8 @@ def test_tree_map_params_maps_the_history():
 
 def test_composes_with_multisteps():
   inner = optax.chain(optax.sgd(0.1), onc.nowcast(
-      forecasters.linear(2, 1.0), record_every=1, jump_every=2))
+      forecasters.linear(2, 1.0), record_every=1, jump_every=2,
+      last_jump_step=JUMP_TO_THE_END))
   tx = optax.MultiSteps(inner, every_k_schedule=3)
   params = jnp.zeros(1)
   state = tx.init(params)
@@ -715,12 +750,14 @@ def test_inject_hyperparams_is_equivalent():
   fc = forecasters.linear(2, 1.0)
   plain = optax.chain(
       optax.adam(1e-2),
-      onc.nowcast(fc, record_every=1, jump_every=2, horizon=2.0))
+      onc.nowcast(fc, record_every=1, jump_every=2,
+                  last_jump_step=JUMP_TO_THE_END, horizon=2.0))
   injected = optax.chain(
       optax.inject_hyperparams(optax.adam)(learning_rate=1e-2),
       optax.inject_hyperparams(
           onc.nowcast, static_args=('record_every', 'jump_every'))(
-              fc, record_every=1, jump_every=2, horizon=2.0),
+              fc, record_every=1, jump_every=2, horizon=2.0,
+              last_jump_step=JUMP_TO_THE_END),
   )
   params = _rosen_params()
   outs = []
@@ -748,7 +785,7 @@ def test_forecaster_runs_only_inside_the_jump_branch_and_no_host_callbacks():
   # cosh marks the forecaster's work in the jaxpr.
   fc = probe(lambda v, t, tg, l: jnp.cosh(v[-1]), 2)
   tx = optax.chain(optax.adam(1e-2), onc.nowcast(
-      fc, record_every=1, jump_every=2))
+      fc, record_every=1, jump_every=2, last_jump_step=JUMP_TO_THE_END))
   params = _rosen_params()
   jaxpr = jax.make_jaxpr(_step_fn(tx))(params, tx.init(params)).jaxpr
   found = [(eqn.primitive.name, depth) for eqn, depth in _eqns(jaxpr)]
@@ -767,6 +804,7 @@ def _guarded_run(forecast, loss_of, steps, guard_steps=2, tolerance=0.0,
                  window=3):
   """Scalar param, +1 per step, a jump every ``window`` records."""
   tx = onc.nowcast(probe(forecast, window), record_every=1, jump_every=window,
+                   last_jump_step=JUMP_TO_THE_END,
                    guard_steps=guard_steps, guard_tolerance=tolerance)
   params = jnp.zeros(1)
   state = tx.init(params)
@@ -831,24 +869,28 @@ def test_guard_tolerance_lets_a_small_loss_increase_pass():
 
 def test_guard_needs_the_loss_and_a_window_that_keeps_the_pre_jump_params():
   tx = onc.nowcast(forecasters.linear(3, 1.0), record_every=1, jump_every=3,
+                   last_jump_step=JUMP_TO_THE_END,
                    guard_steps=2)
   state = tx.init(jnp.zeros(1))
   with pytest.raises(ValueError, match='pass it as'):
     tx.update(jnp.ones(1), state, jnp.zeros(1))
   with pytest.raises(ValueError, match='guard_steps must be at most'):
     onc.nowcast(forecasters.linear(3, 1.0), record_every=1, jump_every=3,
+                last_jump_step=JUMP_TO_THE_END,
                 guard_steps=3)
   with pytest.raises(ValueError, match='guard_steps needs the periodic'):
     onc.nowcast(probe(lambda v, t, tg, l: v[-1], 4), guard_steps=1,
                 schedule=schedules.introspection([10]))
   with pytest.raises(ValueError, match='guard_tolerance must be a number'):
     onc.nowcast(forecasters.linear(3, 1.0), record_every=1, jump_every=3,
+                last_jump_step=JUMP_TO_THE_END,
                 guard_steps=2, guard_tolerance=-1.0)
 
 
 def test_guard_compiles_once_and_keeps_state_types():
   tx = optax.chain(optax.adam(1e-2), onc.nowcast(
       forecasters.linear(3, 2.0), record_every=2, jump_every=3,
+      last_jump_step=JUMP_TO_THE_END,
       guard_steps=3))
   step = jax.jit(_step_fn(tx))
   params = _rosen_params()
@@ -873,7 +915,8 @@ def test_complex_params_jump_in_their_real_and_imaginary_parts(dtype):
   with jax.enable_x64(dtype == jnp.complex128):
     tx = optax.chain(optax.sgd(0.1), onc.nowcast(
         forecasters.linear(window=2, horizon=1), record_every=1,
-        jump_every=2))
+        jump_every=2,
+        last_jump_step=JUMP_TO_THE_END))
     params = jnp.zeros(1, dtype)
     state = tx.init(params)
     for _ in range(2):
@@ -887,6 +930,7 @@ def test_complex_params_jump_in_their_real_and_imaginary_parts(dtype):
 
 def test_complex_params_refuse_a_real_history_dtype():
   tx = onc.nowcast(forecasters.linear(2, 1), record_every=1, jump_every=2,
+                   last_jump_step=JUMP_TO_THE_END,
                    history_dtype=jnp.bfloat16)
   with pytest.raises(ValueError, match='would drop the imaginary part'):
     tx.init({'z': jnp.zeros(2, jnp.complex64)})
@@ -900,7 +944,8 @@ def test_map_params_maps_the_history_like_the_params(mask):
   # slots as params-shaped trees (masked leaves stay MaskedNode).
   params = {'w': jnp.ones((2, 3)), 'b': jnp.zeros(3)}
   tx = optax.chain(optax.adam(1e-3), onc.nowcast(
-      forecasters.linear(3, 1), record_every=1, jump_every=3, mask=mask))
+      forecasters.linear(3, 1), record_every=1, jump_every=3,
+      last_jump_step=JUMP_TO_THE_END, mask=mask))
   state = tx.init(params)
   mapped = optax.tree.map_params(tx, lambda p: jnp.full(p.shape, 7.0), state,
                                  transform_non_params=lambda x: x)
@@ -923,7 +968,8 @@ def test_map_params_maps_the_history_like_the_params(mask):
                               'jnp.array'])
 def test_record_every_accepts_any_concrete_integer_scalar(every):
   tx = onc.nowcast(forecasters.linear(2, 1), record_every=every,
-                   jump_every=jnp.int32(2))
+                   jump_every=jnp.int32(2),
+                   last_jump_step=JUMP_TO_THE_END)
   state = tx.init(jnp.zeros(1))
   for _ in range(20):
     _, state = tx.update(jnp.ones(1), state, jnp.zeros(1))
@@ -932,7 +978,8 @@ def test_record_every_accepts_any_concrete_integer_scalar(every):
 
 def test_a_traced_record_every_is_rejected_with_a_clear_message():
   def build(every):
-    onc.nowcast(forecasters.linear(2, 1), record_every=every, jump_every=2)
+    onc.nowcast(forecasters.linear(2, 1), record_every=every, jump_every=2,
+                last_jump_step=JUMP_TO_THE_END)
     return every
 
   with pytest.raises(ValueError, match='record_every must be a concrete int'):
@@ -943,4 +990,129 @@ def test_introspection_without_its_schedule_says_which_schedule_to_use():
   with pytest.raises(ValueError,
                      match=r'schedule=onc.schedules.introspection\(\[...\]\)'):
     onc.nowcast(onc.forecasters.introspection(), record_every=10,
-                jump_every=5)
+                jump_every=5,
+                last_jump_step=JUMP_TO_THE_END)
+
+
+# ----------------------------------------------------------------------------
+# Checked jumps (value_fn) and the end of blind jumps.
+
+
+def _checked_run(forecast, loss, select=onc.DEFAULT_SELECT, steps=2):
+  """Scripted p_n = 2, 4: a window-2 probe forecasts ``forecast`` at step 2.
+
+  Returns the params after ``steps`` steps and the final state.
+  """
+  tx = onc.nowcast(probe(lambda v, t, tg, l: forecast, 2), record_every=1,
+                   jump_every=2, select=select)
+  params, state = jnp.zeros(1), tx.init(jnp.zeros(1))
+  update = jax.jit(functools.partial(tx.update, value_fn=loss))
+  for _ in range(steps):
+    updates, state = update(jnp.full(1, 2.0), state, params)
+    params = optax.apply_updates(params, updates)
+  return params, state
+
+
+# ``winner``: the index in ``NowcastState.selected``, 0 for staying at p_n,
+# k for the k-th step size of (0.25, 0.5, 1, 2).
+@pytest.mark.parametrize('optimum,expected,winner', [
+    (5.0, 5.0, 1),    # p_n = 4, forecast 8: s = 0.25 lands on 5
+    (6.0, 6.0, 2),    # s = 0.5
+    (8.0, 8.0, 3),    # s = 1, the forecast itself
+    (12.0, 12.0, 4),  # s = 2
+    (3.0, 4.0, 0),    # behind p_n: every step size is worse, stay
+    (4.0, 4.0, 0),    # at p_n: a tie is no jump
+])
+def test_a_checked_jump_moves_to_the_candidate_of_least_loss(
+    optimum, expected, winner):
+  params, state = _checked_run(8.0, lambda p: jnp.sum((p - optimum) ** 2))
+  np.testing.assert_allclose(params, [expected])
+  assert int(state.jumps) == 1
+  assert state.selected.tolist() == [int(k == winner) for k in range(5)]
+
+
+def test_a_checked_jump_stays_when_the_losses_are_not_finite():
+  # The loss at p_n is NaN: no comparison holds, stay at p_n.
+  params, state = _checked_run(8.0, lambda p: jnp.sum(p) * jnp.nan)
+  np.testing.assert_allclose(params, [4.0])
+  # Every candidate's loss is NaN or inf but p_n's: stay.
+  params, state = _checked_run(
+      8.0, lambda p: jnp.where(p[0] > 4.0, jnp.inf, jnp.sum(p)))
+  np.testing.assert_allclose(params, [4.0])
+  assert state.selected.tolist() == [1, 0, 0, 0, 0]
+
+
+def test_select_sets_the_step_sizes_a_checked_jump_tries():
+  params, state = _checked_run(8.0, lambda p: jnp.sum((p - 7.0) ** 2),
+                               select=(1.0, 3.0))
+  # Candidates 4 (stay), 8, 16: the forecast itself wins.
+  np.testing.assert_allclose(params, [8.0])
+  assert state.selected.tolist() == [0, 1, 0]
+
+
+def test_a_checked_jump_moves_the_whole_tree_and_masked_leaves_not():
+  loss = lambda p: jnp.sum((p['a'] - 8.0) ** 2) + jnp.sum(p['b'] ** 2)
+  tx = onc.nowcast(probe(lambda v, t, tg, l: 2 * v[-1], 2), record_every=1,
+                   jump_every=2, mask={'a': True, 'b': False})
+  params = {'a': jnp.zeros(3), 'b': jnp.ones(2)}
+  state = tx.init(params)
+  for _ in range(2):
+    updates, state = tx.update({'a': jnp.full(3, 2.0), 'b': jnp.zeros(2)},
+                               state, params, value_fn=loss)
+    params = optax.apply_updates(params, updates)
+  np.testing.assert_allclose(params['a'], 8.0)  # 4 -> forecast 8, s = 1
+  np.testing.assert_allclose(params['b'], 1.0)
+  assert state.selected.tolist() == [0, 0, 0, 1, 0]
+
+
+def test_without_value_fn_or_last_jump_step_update_says_what_to_do():
+  tx = onc.nowcast(forecasters.linear(2, 1), record_every=1, jump_every=2)
+  state = tx.init(jnp.zeros(1))
+  with pytest.raises(ValueError, match=(
+      r'would jump blind until training ends.*value_fn=lambda p: loss\(p,'
+      r' batch\).*or set last_jump_step=')):
+    tx.update(jnp.ones(1), state, jnp.zeros(1))
+  with pytest.raises(ValueError, match='would jump blind'):
+    jax.jit(tx.update)(jnp.ones(1), state, jnp.zeros(1))
+  # select=None ignores value_fn: the jumps are blind, so the same error.
+  tx = onc.nowcast(forecasters.linear(2, 1), record_every=1, jump_every=2,
+                   select=None)
+  state = tx.init(jnp.zeros(1))
+  assert state.selected == ()
+  with pytest.raises(ValueError, match='set select= .* or set last_jump_step'):
+    tx.update(jnp.ones(1), state, jnp.zeros(1), value_fn=jnp.sum)
+  # The Introspection schedule ends by itself: blind jumps are fine.
+  tx = onc.nowcast(forecasters.linear(4, 1),
+                   schedule=schedules.introspection([10]))
+  tx.update(jnp.ones(1), tx.init(jnp.zeros(1)), jnp.zeros(1))
+
+
+@pytest.mark.parametrize('select,match', [
+    ((), 'select must not be empty'),
+    ((1.0, 0.0), 'select must be a positive number, got 0.0'),
+    ((1.0, -2.0), 'select must be a positive number, got -2.0'),
+    ((1.0, float('nan')), 'select must be a positive number'),
+    ((0.5, 0.5), r'select must not repeat a step size, got \(0.5, 0.5\)'),
+    (1.0, r'select must be a sequence of step sizes .* got 1.0'),
+    ('1.0', "select must be a sequence of step sizes .* got '1.0'"),
+])
+def test_bad_select_raises_naming_it(select, match):
+  with pytest.raises(ValueError, match=match):
+    onc.nowcast(forecasters.linear(2, 1), record_every=1, jump_every=2,
+                select=select)
+
+
+@pytest.mark.parametrize('value_fn,match', [
+    (3.0, 'value_fn must be a function of the params returning the loss'),
+    (lambda p: p, r'value_fn must return the loss as a real scalar, got'
+                  r' float32\[1\]'),
+    (lambda p: (jnp.sum(p), p), r'got tuple; return only the loss'),
+    (lambda p: jnp.sum(p) > 0, r'real scalar, got bool\[\]'),
+])
+def test_bad_value_fn_raises_naming_it(value_fn, match):
+  tx = onc.nowcast(forecasters.linear(2, 1), record_every=1, jump_every=2)
+  state = tx.init(jnp.zeros(1))
+  with pytest.raises(ValueError, match=match):
+    for _ in range(2):  # the candidates are evaluated on the jump step
+      _, state = tx.update(jnp.ones(1), state, jnp.zeros(1),
+                           value_fn=value_fn)
