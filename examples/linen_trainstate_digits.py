@@ -2,8 +2,11 @@
 
 ``TrainState.apply_gradients`` calls ``tx.update(grads, opt_state, params)``:
 it passes the params, which is all ``nowcast`` needs, so the nowcast chain is
-a drop-in ``tx``. It passes no extra keyword arguments (no ``value=``), which
-``nowcast`` does not use anyway.
+a drop-in ``tx``. It passes no extra keyword arguments, so no ``value_fn``
+for checked jumps: the jumps are blind, and ``last_jump_step`` stops them
+before the end of training (here: no jump in the last epoch) so that the
+run does not end on a jump. (To check the jumps, call ``tx.update`` yourself
+with ``value_fn=`` as in ``optax_loop_digits.py``.)
 
 Run from the repository root::
 
@@ -69,7 +72,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, float]:
   tx = optax.chain(
       optax.adam(1e-3),
       onc.nowcast(onc.forecasters.linear(window=5, horizon=5),
-                  record_every=steps_per_epoch, jump_every=5),
+                  record_every=steps_per_epoch, jump_every=5,
+                  last_jump_step=(args.epochs - 1) * steps_per_epoch),
   )
   model = MLP()
   # jax.jit: one compiled initialization instead of one op per layer.

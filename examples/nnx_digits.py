@@ -1,8 +1,13 @@
 """A small CNN on the 8x8 digits with Flax NNX, Adam and weight nowcasting.
 
 ``nnx.Optimizer(model, tx, wrt=nnx.Param)`` hands the model's params to
-``tx.update`` and forwards any keyword arguments (here ``value=loss``), so
-``nowcast`` chains after Adam with nothing else to change.
+``tx.update`` and forwards any keyword arguments, so ``nowcast`` chains after
+Adam with one addition to the train step: ``value_fn``, the loss of the
+current batch as a function of the params, built with ``nnx.split`` and
+``nnx.merge``. With it every jump is checked: it goes to the best of not
+jumping and a few step sizes along the forecast (``NowcastState.selected``
+counts which won), so it never raises the batch loss and may jump until the
+last step.
 
 Run from the repository root::
 
@@ -53,8 +58,15 @@ def loss_fn(model: CNN, x, y):
 @nnx.jit(donate_argnames=('model', 'optimizer'))
 def train_step(model: CNN, optimizer: nnx.Optimizer, x, y):
   loss, grads = nnx.value_and_grad(loss_fn)(model, x, y)
-  # Calls tx.update(grads, opt_state, params, value=loss).
-  optimizer.update(model, grads, value=loss)
+  graphdef, _, rest = nnx.split(model, nnx.Param, ...)
+
+  def value_fn(params):
+    # The batch's loss at other params: nowcast calls it on jump steps only,
+    # with the params as nnx.Optimizer passes them (a State of arrays).
+    return loss_fn(nnx.merge(graphdef, params, rest), x, y)
+
+  # Calls tx.update(grads, opt_state, params, value=loss, value_fn=value_fn).
+  optimizer.update(model, grads, value=loss, value_fn=value_fn)
   return loss
 
 
@@ -91,10 +103,14 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, float]:
     # The optimizer state holds nnx Variables; as_pure gives plain arrays, and
     # optax.tree.get finds the NowcastState inside the chain's state by name.
     state = optax.tree.get(nnx.as_pure(optimizer.opt_state), 'NowcastState')
+    # selected[0]: jumps that stayed put (no step size lowered the loss).
     print(f'epoch {epoch:3d}  loss {float(loss):.4f}  test accuracy'
-          f' {acc:.4f}  nowcast jumps {int(state.jumps)}')
+          f' {acc:.4f}  nowcast jumps {int(state.jumps)}'
+          f' (stayed / x{"/x".join(map(str, onc.DEFAULT_SELECT))}:'
+          f' {state.selected.tolist()})')
   return {'test_accuracy': acc, 'loss': float(loss),
-          'jumps': int(state.jumps), 'steps': int(state.count)}
+          'jumps': int(state.jumps), 'steps': int(state.count),
+          'selected': state.selected.tolist()}
 
 
 if __name__ == '__main__':

@@ -3,6 +3,10 @@
 The params are a dict of arrays and the step is ``jax.jit(step,
 donate_argnums=(0, 1))``: donating the params and the optimizer state lets XLA
 update the nowcast history in place instead of copying it on every step.
+The step passes ``value_fn``, the batch's loss as a function of the params:
+every jump then goes to the best of not jumping and a few step sizes along
+the forecast (``NowcastState.selected`` counts which won), so it never raises
+the batch loss and jumps may go on until the last step.
 
 Run from the repository root::
 
@@ -74,7 +78,10 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, float]:
 
   def step(params, opt_state, x, y):
     loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
-    updates, opt_state = tx.update(grads, opt_state, params, value=loss)
+    # value_fn runs on jump steps only, on the candidate params.
+    updates, opt_state = tx.update(
+        grads, opt_state, params, value=loss,
+        value_fn=lambda p: loss_fn(p, x, y))
     return optax.apply_updates(params, updates), opt_state, loss
 
   step = jax.jit(step, donate_argnums=(0, 1))
@@ -89,10 +96,14 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, float]:
     acc = float(accuracy(params, ds.x_test, ds.y_test))
     # optax.tree.get finds the NowcastState inside the chain's state by name.
     nowcast = optax.tree.get(opt_state, 'NowcastState')
+    # selected[0]: jumps that stayed put (no step size lowered the loss).
     print(f'epoch {epoch:3d}  loss {float(loss):.4f}  test accuracy'
-          f' {acc:.4f}  nowcast jumps {int(nowcast.jumps)}')
+          f' {acc:.4f}  nowcast jumps {int(nowcast.jumps)}'
+          f' (stayed / x{"/x".join(map(str, onc.DEFAULT_SELECT))}:'
+          f' {nowcast.selected.tolist()})')
   return {'test_accuracy': acc, 'loss': float(loss),
-          'jumps': int(nowcast.jumps), 'steps': int(nowcast.count)}
+          'jumps': int(nowcast.jumps), 'steps': int(nowcast.count),
+          'selected': nowcast.selected.tolist()}
 
 
 if __name__ == '__main__':

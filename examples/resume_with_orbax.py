@@ -175,8 +175,10 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
 
   def train_step(state, x, y):
     loss, grads = jax.value_and_grad(loss_fn)(state['params'], x, y)
-    updates, opt_state = tx.update(grads, state['opt_state'], state['params'],
-                                   value=loss)
+    # value_fn: checked jumps (the best of not jumping and a few step sizes).
+    updates, opt_state = tx.update(
+        grads, state['opt_state'], state['params'], value=loss,
+        value_fn=lambda p: loss_fn(p, x, y))
     params = optax.apply_updates(state['params'], updates)
     return {'params': params, 'opt_state': opt_state}, loss
 

@@ -4,7 +4,9 @@ The params are sharded over a one-axis device mesh (each leaf along its
 largest dimension that the device count divides), the batches are split
 across the same axis (data parallel), and ``nowcast``'s history is sharded
 exactly like the params: ``init`` copies them, and a jump is elementwise, so
-it moves no weight between devices.
+it moves no weight between devices. The jumps are checked (``value_fn``, the
+batch's loss of the params): the candidate params are sharded like the
+params too.
 
 On a machine with 8 accelerators drop the ``jax_num_cpu_devices`` line.
 
@@ -80,7 +82,8 @@ def main(argv=None):
       return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
     loss, grads = jax.value_and_grad(loss_fn)(params)
-    updates, opt_state = tx.update(grads, opt_state, params, value=loss)
+    updates, opt_state = tx.update(grads, opt_state, params, value=loss,
+                                   value_fn=loss_fn)
     return optax.apply_updates(params, updates), opt_state, loss
 
   @jax.jit
