@@ -43,6 +43,25 @@ def _orbax():
   return ocp
 
 
+def _read_every_value(weights: pathlib.Path) -> None:
+  """Reads every value of an OCDBT weights directory, synchronously.
+
+  orbax restores many arrays concurrently on an event loop of its own; when
+  one read fails (a truncated data file) it raises at once and closes that
+  loop while the other reads are in flight, and those then fail later in
+  tensorstore's threads ("Event loop is closed", unraisable). Reading each
+  value here first, with blocking tensorstore calls, finds such a file before
+  orbax starts, and raises a ``ValueError`` like orbax's read errors.
+  """
+  if not (weights / 'manifest.ocdbt').is_file():
+    return  # not OCDBT: leave it to orbax
+  import tensorstore as ts  # pylint: disable=g-import-not-at-top
+  store = ts.KvStore.open(
+      {'driver': 'ocdbt', 'base': weights.resolve().as_uri() + '/'}).result()
+  for key in store.list().result():
+    store.read(key).result()
+
+
 def shipped_root() -> pathlib.Path:
   """Where the shipped checkpoints are: package data, else the checkout."""
   try:
@@ -196,6 +215,7 @@ def load_from(directory: PathLike, **kwargs: Any) -> Forecaster:
   target = jax.eval_shape(learned.init_weights, jax.random.key(0))
   ocp = _orbax()
   try:
+    _read_every_value(directory / 'weights')
     with ocp.StandardCheckpointer() as checkpointer:
       weights = checkpointer.restore(directory / 'weights', target)
   except (ValueError, KeyError, TypeError) as e:
