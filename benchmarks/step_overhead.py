@@ -14,6 +14,9 @@ With ``--baseline-package DIR`` another run, ``adam + nowcast(linear)`` of
 the optax_nowcast source tree in ``DIR`` (e.g. a ``git worktree`` of an
 earlier commit, imported under another name), times that version side by
 side with this one: a refactoring's before and after in one process.
+With ``--checked`` another run passes ``value_fn`` (the batch's loss) to
+``update``: checked jumps, which evaluate the loss at ``1 + len(select)``
+candidates on jump steps.
 
 Run::
 
@@ -115,14 +118,16 @@ def tree_bytes(tree) -> int:
   return sum(x.nbytes for x in jax.tree.leaves(tree))
 
 
-def make_step(model, tx, donate: bool):
+def make_step(model, tx, donate: bool, checked: bool = False):
   def loss_fn(params, x, y):
     logits = model.apply({'params': params}, x)
     return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
   def step(params, opt_state, x, y):
     loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
-    updates, opt_state = tx.update(grads, opt_state, params, value=loss)
+    extra = ({'value_fn': lambda p: loss_fn(p, x, y)} if checked else {})
+    updates, opt_state = tx.update(grads, opt_state, params, value=loss,
+                                   **extra)
     return optax.apply_updates(params, updates), opt_state, loss
 
   return jax.jit(step, donate_argnums=donate)
@@ -136,11 +141,12 @@ def bench_model(name, model, args):
   n_params = sum(p.size for p in jax.tree.leaves(params))
   forecaster = onc.forecasters.linear(window=args.window, horizon=5)
   history_dtype = None if args.history_dtype == 'none' else args.history_dtype
-  def with_nowcast(guard_steps):
+  def with_nowcast(guard_steps, checked=False):
+    # Blind jumps (no value_fn) need an end: one past any run here.
+    end = {} if checked else {'last_jump_step': 2**31 - 1}
     return optax.chain(optax.adam(1e-3), onc.nowcast(
         forecaster, record_every=args.record_every, jump_every=args.window,
-        history_dtype=history_dtype, guard_steps=guard_steps,
-        last_jump_step=2**31 - 1))  # blind jumps: no value_fn here
+        history_dtype=history_dtype, guard_steps=guard_steps, **end))
 
   runs = {
       'adam': optax.adam(1e-3),
@@ -149,6 +155,8 @@ def bench_model(name, model, args):
   }
   if args.guard_steps:
     runs['guard'] = with_nowcast(args.guard_steps)
+  if args.checked:
+    runs['checked'] = with_nowcast(None, checked=True)
   if args.baseline_package:
     old = load_baseline(args.baseline_package)
     runs['before'] = optax.chain(optax.adam(1e-3), old.nowcast(
@@ -160,7 +168,8 @@ def bench_model(name, model, args):
   for key, tx in runs.items():
     p = jax.tree.map(jnp.copy, params)
     s = tx.init(p)
-    state[key] = [make_step(model, tx, DONATE[args.donate]), p, s]
+    state[key] = [make_step(model, tx, DONATE[args.donate],
+                            checked=key == 'checked'), p, s]
   bytes_ = {k: tree_bytes(v[2]) for k, v in state.items()}
 
   times = {k: {'plain': [], 'record': [], 'jump': []} for k in runs}
@@ -194,8 +203,9 @@ def bench_model(name, model, args):
         f' jump_every={args.window}, history_dtype={args.history_dtype},'
         f' guard_steps={args.guard_steps},'
         f' donate={args.donate}')
-  extra = [k for k in ('guard', 'before') if k in runs]
+  extra = [k for k in ('guard', 'checked', 'before') if k in runs]
   head = {'guard': ' adam+nowcast+guard ms | guard ratio |',
+          'checked': ' adam+nowcast, value_fn ms | checked ratio |',
           'before': ' adam+nowcast(baseline package) ms | baseline ratio |'}
   print('| step kind | n | adam ms | adam+nowcast ms | ratio |'
         ' adam+cond-floor ms | floor ratio |' + ''.join(head[k] for k in extra))
@@ -234,6 +244,9 @@ def main():
   parser.add_argument('--guard-steps', type=int, default=0,
                       help='also time nowcast with this guard_steps (0: no'
                       ' guarded run)')
+  parser.add_argument('--checked', action='store_true',
+                      help='also time nowcast with checked jumps (value_fn:'
+                      ' the batch loss, default select)')
   parser.add_argument('--baseline-package', default='',
                       help='also time the optax_nowcast source tree in this'
                       ' directory (e.g. a git worktree of an earlier commit)')
