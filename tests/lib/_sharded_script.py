@@ -46,10 +46,15 @@ def check(mesh):
   params = jax.device_put(host, shardings)
   targets = jax.tree.map(lambda x: jnp.cos(x) * 0.5, host)
 
-  for name, fc, kw in [
-      ('linear', onc.forecasters.linear(3, 2.0), {}),
+  # Blind jumps (they need an end: one far past these runs), and checked
+  # ones (value_fn: the loss is evaluated at candidates sharded like the
+  # params).
+  blind = dict(last_jump_step=2**31 - 1)
+  for name, fc, kw, checked in [
+      ('linear', onc.forecasters.linear(3, 2.0), blind, False),
       ('quadratic-bf16', onc.forecasters.quadratic(4, 1.5),
-       dict(history_dtype=jnp.bfloat16)),
+       dict(history_dtype=jnp.bfloat16, **blind), False),
+      ('linear-checked', onc.forecasters.linear(3, 2.0), {}, True),
   ]:
     tx = optax.chain(optax.adam(1e-2), onc.nowcast(
         fc, record_every=1, jump_every=fc.window, **kw))
@@ -60,7 +65,7 @@ def check(mesh):
 
     def step(p, s):
       g = jax.grad(loss)(p)
-      u, s = tx.update(g, s, p)
+      u, s = tx.update(g, s, p, **({'value_fn': loss} if checked else {}))
       return optax.apply_updates(p, u), s
 
     state = jax.jit(tx.init)(params)
@@ -78,10 +83,12 @@ def check(mesh):
     moving = [line.strip() for line in hlo.splitlines()
               if any(f' {c}(' in line or f' {c}-start(' in line
                      for c in COLLECTIVES)]
-    # The only collective allowed is the scalar sum of the non-finite
-    # forecast count; no weight crosses devices.
+    # The only collectives allowed are scalar sums: of the non-finite
+    # forecast count and, checked, of each candidate's loss; no weight
+    # crosses devices.
+    scalar = r'[sf]32' if checked else r's32'
     weights = [line for line in moving if not re.search(
-        r'= \(?s32\[\](, s32\[\])*\)? all-reduce', line)]
+        rf'= \(?{scalar}\[\](, {scalar}\[\])*\)? all-reduce', line)]
     assert not weights, (name, weights)
     print(f'{name}: compiled update moves no weights between devices'
           f' ({len(moving)} scalar all-reduce)')
