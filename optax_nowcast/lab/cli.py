@@ -106,6 +106,8 @@ def _bench(args: argparse.Namespace) -> int:
   for m in (m.strip() for m in args.methods.split(',') if m.strip()):
     if m not in runner.METHODS:
       raise ValueError(f'methods must be among {runner.METHODS}, got {m!r}')
+  if args.out is None:
+    raise ValueError('the following argument is required: --out DIR')
   try:
     _out_dir(args.out)
   except argparse.ArgumentTypeError as e:
@@ -264,8 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help='seeds 0 .. N-1, each method on each')
   bench.add_argument('--steps', type=_positive_int, default=None,
                      help="override the task's step budget")
-  bench.add_argument('--out', required=True,
-                     help='output directory (created if absent)')
+  # Required, but checked in _bench, after the task name: an unknown task is
+  # the first thing to say.
+  bench.add_argument('--out', default=None,
+                     help='output directory (created if absent); required')
   bench.add_argument('--no-progress', action='store_true',
                      help='hide the progress bar')
   bench.add_argument('--fresh', action='store_true',

@@ -40,6 +40,8 @@ def test_argument_errors(argv, match, tmp_path, a_file, capsys):
     (['bench', '--task', 'cifar', '--out', '{tmp}'], "unknown task 'cifar'"),
     # The unknown task is named first, whatever else is wrong.
     (['bench', '--out', '{file}', '--task', 'cifar'], "unknown task 'cifar'"),
+    (['bench', '--task', 'cifar'], "unknown task 'cifar'"),
+    (['bench', '--task', 'digits-mlp'], 'required: --out DIR'),
     (['bench', '--task', 'digits-mlp', '--out', '{file}'],
      'exists and is not a directory'),
     (['bench', '--task', 'digits-mlp', '--methods', 'adam,magic',
