@@ -555,9 +555,10 @@ def nowcast(
         jumps=state.jumps + plan.jump.astype(jnp.int32),
         skipped=state.skipped + (plan.due & ~plan.jump).astype(jnp.int32),
         nonfinite=state.nonfinite + nonfinite,
-        selected=(state.selected.at[choice].add(
-            (plan.jump & (value_fn is not None)).astype(jnp.int32))
-                  if step_sizes else ()),
+        # Without value_fn nothing is chosen: the counts pass through, no
+        # scatter on every step.
+        selected=(state.selected.at[choice].add(plan.jump.astype(jnp.int32))
+                  if value_fn is not None else state.selected),
         guard=guard_state,
         history=tuple(jax.tree.unflatten(slot_def, s) for s in slots),
     )
