@@ -29,6 +29,13 @@ import optax
 from optax_nowcast.forecasters._base import Forecaster
 
 
+def _vmapped(fn, rank: int):
+  """``fn`` of a ``(W,)`` window, mapped over ``rank`` axes after the first."""
+  for _ in range(rank):
+    fn = jax.vmap(fn, in_axes=1)
+  return fn
+
+
 def forecast_leaf(
     forecaster: Forecaster,
     window: jax.Array,
@@ -36,13 +43,18 @@ def forecast_leaf(
     target: jax.Array,
     label: str,
     chunk_size: Optional[int] = None,
+    spec: Optional[tuple] = None,
 ) -> jax.Array:
   """Applies the per-scalar forecaster to every element of ``window[:, ...]``.
 
   ``window`` is ``(W, *leaf_shape)`` float32. The forecaster is vmapped once
-  per leaf axis, which keeps the leaf's layout (and sharding) unchanged; with
-  ``chunk_size``, a large leaf is flattened and mapped over in chunks so the
-  forecaster's intermediates never exceed ``chunk_size`` elements.
+  per leaf axis, which keeps the leaf's layout (and sharding) unchanged. With
+  ``chunk_size``, a larger leaf is mapped over in chunks (``lax.map``) so
+  that the forecaster's intermediates stay near ``chunk_size`` elements:
+  with ``spec`` (the leaf's partition spec on explicit mesh axes, one entry
+  per axis) along the longest axis that is not sharded, so that no device
+  sends its shard to another; without it, the leaf is flattened (fine on
+  one device, a gather for a sharded leaf).
 
   Args:
     forecaster: The forecaster.
@@ -51,6 +63,7 @@ def forecast_leaf(
     target: The step to forecast, relative to the newest entry.
     label: The leaf's kind (static).
     chunk_size: See above; ``None`` maps over the whole leaf at once.
+    spec: See above.
 
   Returns:
     The float32 forecast, shaped like the leaf.
@@ -61,13 +74,20 @@ def forecast_leaf(
 
   shape = window.shape[1:]
   size = int(np.prod(shape, dtype=np.int64))
-  if chunk_size is not None and size > chunk_size:
+  if chunk_size is None or size <= chunk_size:
+    return _vmapped(one, len(shape))(window)
+  if spec is None:
     flat = window.reshape(window.shape[0], size).T
     return jax.lax.map(one, flat, batch_size=chunk_size).reshape(shape)
-  fn = one
-  for _ in shape:
-    fn = jax.vmap(fn, in_axes=1)
-  return fn(window)
+  free = [a for a, s in enumerate(spec) if s is None]
+  if not free:  # every axis sharded: each device maps over its shard
+    return _vmapped(one, len(shape))(window)
+  axis = max(free, key=lambda a: shape[a])
+  per_slice = size // shape[axis]
+  moved = jnp.moveaxis(window, 1 + axis, 0)  # (shape[axis], W, rest...)
+  out = jax.lax.map(_vmapped(one, len(shape) - 1), moved,
+                    batch_size=max(1, chunk_size // per_slice))
+  return jnp.moveaxis(out, 0, axis)
 
 
 def forecast_delta(
@@ -78,6 +98,7 @@ def forecast_delta(
     target: jax.Array,
     label: str,
     chunk_size: Optional[int] = None,
+    spec: Optional[tuple] = None,
 ) -> tuple[jax.Array, jax.Array]:
   r"""The displacement :math:`\hat p - p_n` of one leaf, and its bad count.
 
@@ -90,6 +111,7 @@ def forecast_delta(
     target: The step to forecast, relative to the newest entry.
     label: The leaf's kind (static).
     chunk_size: See :func:`forecast_leaf`.
+    spec: See :func:`forecast_leaf`.
 
   Returns:
     ``(delta, nonfinite)``: the float32 displacement (complex64 for a
@@ -100,14 +122,14 @@ def forecast_delta(
   if jnp.iscomplexobj(newest):
     (re, re_bad), (im, im_bad) = [
         forecast_delta(forecaster, part(newest), [part(e) for e in older],
-                       times, target, label, chunk_size)
+                       times, target, label, chunk_size, spec)
         for part in (jnp.real, jnp.imag)
     ]
     return jax.lax.complex(re, im), re_bad + im_bad
   newest = newest.astype(jnp.float32)
   window = jnp.stack([e.astype(jnp.float32) for e in older] + [newest])
   forecast = forecast_leaf(forecaster, window, times, target, label,
-                           chunk_size)
+                           chunk_size, spec)
   finite = jnp.isfinite(forecast)
   delta = jnp.where(finite, forecast - newest, 0.0)
   return delta, jnp.sum(~finite, dtype=jnp.int32)

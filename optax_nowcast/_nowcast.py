@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from optax_nowcast import _group
 from optax_nowcast import _history
 from optax_nowcast import _jump
 from optax_nowcast import _labels
@@ -481,6 +482,11 @@ def nowcast(
     params_a = [flat_params[i] for i in active]
     labels_a = [leaf_labels[i] for i in active]
     slots = [jax.tree.leaves(h) for h in state.history]
+    updates_a = [flat_updates[i] for i in active]
+    groups = _group.plan(
+        params_a, labels_a, chunk_size,
+        [(u, *(s[k] for s in slots)) for k, u in enumerate(updates_a)])
+    shapes = [tuple(jnp.shape(p)) for p in params_a]
 
     count = optax.safe_increment(state.count)
     plan = schedule.plan(count, state.records, state.jumps)
@@ -494,21 +500,15 @@ def nowcast(
       if guard:  # The last slot keeps p_n, for a rollback.
         kept = [optax.apply_updates(p, u).astype(h.dtype)
                 for p, u, h in zip(params_a, us, kept)]
-      deltas, nonfinite = [], jnp.zeros([], jnp.int32)
-      for k, (p, u, label) in enumerate(zip(params_a, us, labels_a)):
-        older = [_history.gather([s[k] for s in slots], index)
-                 for index in plan.window_slots]
-        delta, bad = _jump.forecast_delta(
-            forecaster, optax.apply_updates(p, u), older, plan.times,
-            plan.target, label, chunk_size)
-        deltas.append(delta)
-        nonfinite += bad
+      jumps, nonfinite = _group.forecast_groups(
+          forecaster, groups, params_a, us, slots, plan.window_slots,
+          plan.times, plan.target, chunk_size)
       if value_fn is None:
-        return ([_jump.apply_delta(u, d) for u, d in zip(us, deltas)], kept,
+        return (_group.moved_updates(groups, jumps, shapes), kept,
                 nonfinite, jnp.zeros([], jnp.int32))
 
       def moved(scale):
-        return [_jump.apply_delta(u, d, scale) for u, d in zip(us, deltas)]
+        return _group.moved_updates(groups, jumps, shapes, scale)
 
       def candidate(scale):
         flat = list(flat_updates)
@@ -532,7 +532,7 @@ def nowcast(
     us, kept, nonfinite, choice = _history.run_once_if(
         plan.jump | rollback,
         lambda carry: jax.lax.cond(plan.jump, jump, roll_back, carry),
-        ([flat_updates[i] for i in active], list(slots[-1]) if guard else [],
+        (updates_a, list(slots[-1]) if guard else [],
          jnp.zeros([], jnp.int32), jnp.zeros([], jnp.int32)),
     )
     for i, u in zip(active, us):

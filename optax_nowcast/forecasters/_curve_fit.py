@@ -81,7 +81,14 @@ def _polynomial(degree: int, name: str, window: int, horizon: float):
   def apply(weights, values, times, target, label):
     del weights, label
     coefficients = polyfit_coefficients(times, target, degree)
-    return jnp.dot(coefficients, values.astype(jnp.float32))
+    values = values.astype(jnp.float32)
+    # A sum in a fixed order, not a dot: XLA rounds a batched dot
+    # differently depending on the batch, and a forecast must not depend on
+    # which other weights it is computed with.
+    forecast = coefficients[0] * values[0]
+    for i in range(1, values.shape[0]):
+      forecast = forecast + coefficients[i] * values[i]
+    return forecast
 
   return Forecaster(
       apply=apply, weights=(), window=window, horizon=horizon, name=name

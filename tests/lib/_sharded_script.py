@@ -19,6 +19,8 @@ import optax  # noqa: E402
 from jax.sharding import NamedSharding, PartitionSpec as P  # noqa: E402
 
 import optax_nowcast as onc  # noqa: E402
+from optax_nowcast import _group  # noqa: E402
+from optax_nowcast import _labels  # noqa: E402
 
 COLLECTIVES = ('all-gather', 'all-reduce', 'all-to-all', 'collective-permute',
                'reduce-scatter')
@@ -33,17 +35,34 @@ def main():
 
 
 def check(mesh):
-  specs = {'w': P('fsdp', None), 'k': P(None, None, None, 'fsdp'),
-           'b': P('fsdp'), 's': P()}
+  explicit = all(t == jax.sharding.AxisType.Explicit
+                 for t in mesh.axis_types)
+  # 'w' and 'w2' share a shape and a sharding: on explicit axes their jump
+  # forecasts them as one stacked group; 'v' has their shape but another
+  # sharding, so it is forecast alone.
+  specs = {'w': P('fsdp', None), 'w2': P('fsdp', None), 'v': P(None, None),
+           'k': P(None, None, None, 'fsdp'), 'b': P('fsdp'), 's': P()}
   key = jax.random.key(0)
   host = {
       'w': jax.random.normal(key, (64, 24)),
+      'w2': jax.random.normal(jax.random.key(1), (64, 24)),
+      'v': jax.random.normal(jax.random.key(2), (64, 24)),
       'k': jax.random.normal(key, (3, 3, 4, 16)),
       'b': jnp.linspace(-1.0, 1.0, 16),
       's': jnp.float32(0.5),
   }
   shardings = {k: NamedSharding(mesh, s) for k, s in specs.items()}
   params = jax.device_put(host, shardings)
+  leaves = jax.tree.leaves(params)
+  groups = _group.plan(leaves, _labels.resolve_labels(None, params))
+  names = sorted(params)  # the flattening order of a dict
+  joined = {tuple(names[k] for k in g.members): g.how for g in groups}
+  if explicit:  # same shape and sharding: stacked, on each device's shards
+    assert joined[('w', 'w2')] == 'stack', joined
+    assert joined[('v',)] == 'single', joined
+  else:  # the sharding is unknown while tracing: leaf by leaf
+    assert all(how == 'single' for how in joined.values()), joined
+  print(f'leaves forecast together: {joined}')
   targets = jax.tree.map(lambda x: jnp.cos(x) * 0.5, host)
 
   # Blind jumps (they need an end: one far past these runs), and checked
@@ -55,7 +74,13 @@ def check(mesh):
       ('quadratic-bf16', onc.forecasters.quadratic(4, 1.5),
        dict(history_dtype=jnp.bfloat16, **blind), False),
       ('linear-checked', onc.forecasters.linear(3, 2.0), {}, True),
-  ]:
+  ] + ([
+      # chunk_size on explicit axes: chunks along unsharded axes only. (On
+      # auto axes the sharding is unknown while tracing and a chunked leaf
+      # is flattened, which gathers it: documented, not checked here.)
+      ('linear-chunked', onc.forecasters.linear(3, 2.0),
+       dict(chunk_size=100, **blind), False),
+  ] if explicit else []):
     tx = optax.chain(optax.adam(1e-2), onc.nowcast(
         fc, record_every=1, jump_every=fc.window, **kw))
 
@@ -115,8 +140,12 @@ def check(mesh):
     step1 = jax.jit(step)
     for _ in range(3 * fc.window):
       p1, s1 = step1(p1, s1)
+    # A bf16 history rounds the weights it keeps to 8 bits: where the two
+    # runs differ by a float32 ulp (XLA may fuse the sums differently), a
+    # kept value can round the other way and the forecast moves with it.
+    atol = 1e-4 if 'bf16' in name else 1e-6
     jax.tree.map(functools.partial(np.testing.assert_allclose,
-                                   rtol=1e-5, atol=1e-6), p, p1)
+                                   rtol=1e-5, atol=atol), p, p1)
     print(f'{name}: matches one device')
 
 

@@ -1,0 +1,246 @@
+r"""Grouped forecasting: one forecaster call for many leaves, no data moved.
+
+A per-scalar forecaster computes the same function for every scalar, so
+forecasting leaf by leaf only multiplies the code XLA compiles: a model with
+300 leaves would trace and compile the forecaster 300 times. Instead, the
+jump of :func:`optax_nowcast.nowcast` splits the leaves into *groups* and
+calls the forecaster once per group, on the group's scalars side by side
+(:func:`plan`, :func:`forecast_deltas`). How a group holds its leaves depends
+on where they live, which JAX states while tracing
+(:func:`placement`):
+
+- **One device** (no mesh, one device in the process): the leaves of one
+  label are flattened and concatenated, whatever their shapes, so a model
+  compiles the forecaster about once per label.
+- **Explicit mesh axes** (``jax.make_mesh``'s default since JAX 0.7; the
+  sharding is part of the type): leaves of the same label, shape and
+  partition spec are stacked along a new leading axis, which every device
+  does on its own shards, so no weight moves between devices.
+- **Auto mesh axes, or any other multi-device case**: the sharding of a leaf
+  is not known while tracing, so each leaf is its own group (the forecaster
+  is compiled once per leaf, as no data may move).
+
+A group is capped at ``max(largest leaf, 2**20)`` elements (``chunk_size``
+when given), so grouping never raises a jump's peak memory much above that
+of forecasting the largest leaf alone. With ``chunk_size``, a group larger
+than that is forecast in chunks (``lax.map``) that never cut through a
+sharded axis: a flattened group is cut anywhere; a stacked group of
+explicitly sharded leaves along its largest unsharded axis.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from optax_nowcast import _history
+from optax_nowcast import _jump
+from optax_nowcast.forecasters._base import Forecaster
+
+#: The least number of elements a group may hold (see the module docstring).
+MIN_GROUP_ELEMENTS = 1 << 20
+
+Spec = tuple[Any, ...]
+
+
+class Group(NamedTuple):
+  """Leaves forecast by one forecaster call.
+
+  Attributes:
+    members: Positions of the leaves in the list given to :func:`plan`.
+    label: The members' label.
+    how: ``'concat'`` (flattened and concatenated), ``'stack'`` (stacked on
+      a new leading axis) or ``'single'`` (one leaf, as it is).
+    spec: The members' partition spec (explicit mesh axes), padded to their
+      rank; ``None`` where it is not known.
+  """
+
+  members: tuple[int, ...]
+  label: str
+  how: str
+  spec: Optional[Spec]
+
+
+def placement(x: Any) -> tuple[str, Optional[Spec]]:
+  """Where a (traced) leaf lives: ``('local' | 'explicit' | 'auto', spec)``.
+
+  ``'local'``: one device, nothing to move between devices. ``'explicit'``:
+  a mesh whose axes are all explicit, with the leaf's partition spec padded
+  to its rank. ``'auto'``: a leaf whose sharding JAX does not state while
+  tracing (auto mesh axes, or ``jit(in_shardings=...)`` without a mesh in
+  the types, on more than one device).
+  """
+  aval = jax.typeof(x)
+  sharding = getattr(aval, 'sharding', None)
+  mesh = getattr(sharding, 'mesh', None)
+  if mesh is None or mesh.empty:
+    return ('local', None) if jax.device_count() == 1 else ('auto', None)
+  if mesh.size == 1:
+    return 'local', None
+  explicit = jax.sharding.AxisType.Explicit
+  if all(t == explicit for t in mesh.axis_types):
+    spec = tuple(sharding.spec)
+    return 'explicit', spec + (None,) * (len(aval.shape) - len(spec))
+  return 'auto', None
+
+
+def plan(leaves: Sequence[Any], labels: Sequence[str],
+         chunk_size: Optional[int] = None,
+         companions: Optional[Sequence[Sequence[Any]]] = None) -> list[Group]:
+  """Splits ``leaves`` into groups the forecaster can take in one call.
+
+  Leaves are grouped in order, by label and dtype (their own and their
+  companions': a group's members are joined without a cast), and, for
+  explicitly sharded leaves, by shape and partition spec; a group is closed
+  when the next leaf would take it past the size cap.
+
+  Args:
+    leaves: The leaves (arrays or tracers; only shapes, dtypes and
+      shardings are read).
+    labels: The label of each leaf.
+    chunk_size: ``nowcast``'s ``chunk_size``: the cap on a group's size, if
+      given.
+    companions: Per leaf, the arrays joined along with it (its updates, its
+      history entries), whose dtypes must agree within a group too.
+
+  Returns:
+    The groups, covering every position once.
+  """
+  sizes = [math.prod(jnp.shape(x)) for x in leaves]
+  cap = chunk_size or max(max(sizes, default=0), MIN_GROUP_ELEMENTS)
+  open_groups: dict[Any, list[int]] = {}
+  groups: list[tuple[Any, list[int]]] = []
+  for i, (x, label) in enumerate(zip(leaves, labels)):
+    where, spec = placement(x)
+    dtypes = tuple(jnp.result_type(a)
+                   for a in (x, *(companions[i] if companions else ())))
+    if where == 'local':
+      key = ('concat', label, dtypes, None)
+    elif where == 'explicit':
+      key = ('stack', label, dtypes, (tuple(jnp.shape(x)), spec))
+    else:
+      key = ('single', i)
+    members = open_groups.get(key)
+    if members is None or sum(sizes[j] for j in members) + sizes[i] > cap:
+      members = open_groups[key] = []
+      groups.append((key, members))
+    members.append(i)
+  out = []
+  for key, members in groups:
+    if key[0] == 'single':
+      label = labels[members[0]]
+      out.append(Group(tuple(members), label, 'single', None))
+      continue
+    how, label, _, extra = key
+    if len(members) == 1:
+      spec = extra[1] if how == 'stack' else None
+      out.append(Group(tuple(members), label, 'single', spec))
+    else:
+      spec = (None,) + extra[1] if how == 'stack' else None
+      out.append(Group(tuple(members), label, how, spec))
+  return out
+
+
+def join(group: Group, arrays: Sequence[jax.Array]) -> jax.Array:
+  """The group's members (one array per member) as one array, no cast."""
+  if group.how == 'single':
+    return arrays[0]
+  if group.how == 'concat':
+    return jnp.concatenate([jnp.ravel(a) for a in arrays])
+  return jnp.stack(arrays)
+
+
+def split(group: Group, joined: jax.Array,
+          shapes: Sequence[tuple[int, ...]]) -> list[jax.Array]:
+  """The inverse of :func:`join`: one array per member, shaped ``shapes``."""
+  if group.how == 'single':
+    return [joined]
+  if group.how == 'stack':
+    return [joined[g] for g in range(len(shapes))]
+  out, offset = [], 0
+  for shape in shapes:
+    size = math.prod(shape)
+    out.append(joined[offset:offset + size].reshape(shape))
+    offset += size
+  return out
+
+
+class Jump(NamedTuple):
+  """A group's jump: its joined updates and the forecast displacement.
+
+  Attributes:
+    updates: The members' updates, joined.
+    delta: :math:`\\hat p - p_n`, joined, float32 (complex64), ``0`` where
+      the forecast is not finite.
+  """
+
+  updates: jax.Array
+  delta: jax.Array
+
+
+def forecast_groups(
+    forecaster: Forecaster,
+    groups: Sequence[Group],
+    params: Sequence[jax.Array],
+    updates: Sequence[jax.Array],
+    slots: Sequence[Sequence[jax.Array]],
+    window_slots: Sequence[jax.Array],
+    times: jax.Array,
+    target: jax.Array,
+    chunk_size: Optional[int] = None,
+) -> tuple[list[Jump], jax.Array]:
+  r"""Forecasts every leaf, one forecaster call per group.
+
+  Each group's params, updates and history slots are joined first, so that
+  computing :math:`p_n = p + u`, gathering the window and forecasting cost
+  a few operations per group, not per leaf.
+
+  Args:
+    forecaster: The forecaster.
+    groups: From :func:`plan` on the same leaves.
+    params: Per leaf, the params.
+    updates: Per leaf, the inner optimizer's updates.
+    slots: Per history slot, its leaves (same order).
+    window_slots: The slot index of each older window entry, oldest first.
+    times: ``(W,)`` steps of the entries relative to the newest.
+    target: The step to forecast, relative to the newest entry.
+    chunk_size: See :func:`optax_nowcast._jump.forecast_leaf`.
+
+  Returns:
+    One :class:`Jump` per group, and the number of scalars whose forecast
+    was not finite.
+  """
+  jumps, nonfinite = [], jnp.zeros([], jnp.int32)
+  for group in groups:
+    members = group.members
+    p = join(group, [params[k] for k in members])
+    u = join(group, [updates[k] for k in members])
+    history = [join(group, [slot[k] for k in members]) for slot in slots]
+    older = [_history.gather(history, index) for index in window_slots]
+    delta, bad = _jump.forecast_delta(
+        forecaster, optax.apply_updates(p, u), older, times, target,
+        group.label, chunk_size, group.spec)
+    jumps.append(Jump(u, delta))
+    nonfinite += bad
+  return jumps, nonfinite
+
+
+def moved_updates(groups: Sequence[Group], jumps: Sequence[Jump],
+                  shapes: Sequence[tuple[int, ...]],
+                  scale: Optional[jax.Array] = None) -> list[jax.Array]:
+  """Per leaf, the updates that move its params by ``scale`` times delta."""
+  out: list[Optional[jax.Array]] = [None] * len(shapes)
+  for group, jump in zip(groups, jumps):
+    moved = _jump.apply_delta(jump.updates, jump.delta, scale)
+    if group.how != 'single':
+      # Computed once for the group, then split: without the barrier XLA
+      # fuses the forecast into every member's slice, one big kernel each.
+      moved = jax.lax.optimization_barrier(moved)
+    for k, u in zip(group.members,
+                    split(group, moved, [shapes[k] for k in group.members])):
+      out[k] = u
+  return out
