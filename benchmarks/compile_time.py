@@ -6,6 +6,12 @@ of ``adam + nowcast(forecaster)`` and times
 ``jax.jit(step, donate_argnums=(0, 1)).lower(...).compile()`` for each, side
 by side in one process (alternating which goes first), and prints a table.
 
+Columns: ``adam``; ``+ nowcast`` as shipped (the forecaster compiled once
+per group of leaves, ``optax_nowcast/_group.py``); ``leaf by leaf``, the same
+transformation with every leaf its own group (how it compiled before
+grouping, and how it still does on auto mesh axes); ``+ nowcast(last)``, the
+trivial forecaster, i.e. the cost of the history and jump plumbing alone.
+
 Run::
 
   python benchmarks/compile_time.py                      # 6, 80, 300 leaves
@@ -26,6 +32,7 @@ import jax.numpy as jnp
 import optax
 
 import optax_nowcast as onc
+from optax_nowcast import _group
 
 
 class DeepMLP(nn.Module):
@@ -73,25 +80,43 @@ def main():
   y = jnp.zeros((32,), jnp.int32)
   print(f'jax {jax.__version__}, {jax.devices()[0].platform},'
         f' forecaster {args.forecaster}')
-  print('| param leaves | params | adam s | + nowcast s | ratio |')
-  print('|---|---|---|---|---|')
+  print('| param leaves | params | adam s | + nowcast s | ratio |'
+        ' leaf by leaf s | + nowcast(last) s |')
+  print('|---|---|---|---|---|---|---|')
+  blind = dict(record_every=100, jump_every=5,
+               last_jump_step=2**31 - 1)  # blind jumps: no value_fn here
   for leaves in (int(n) for n in args.leaves.split(',')):
     model = DeepMLP(layers=leaves // 2)
     params = jax.eval_shape(model.init, jax.random.key(0), x)['params']
     txs = {
         'adam': optax.adam(1e-3),
-        'nowcast': optax.chain(optax.adam(1e-3), onc.nowcast(
-            forecaster, record_every=100, jump_every=5,
-            last_jump_step=2**31 - 1)),  # blind jumps: no value_fn here
+        'nowcast': optax.chain(optax.adam(1e-3),
+                               onc.nowcast(forecaster, **blind)),
+        'leaf': optax.chain(optax.adam(1e-3),
+                            onc.nowcast(forecaster, **blind)),
+        'last': optax.chain(optax.adam(1e-3), onc.nowcast(
+            onc.forecasters.last(forecaster.window), **blind)),
     }
     took = {k: [] for k in txs}
     for r in range(args.repeats):
       for key in (list(txs) if r % 2 == 0 else list(reversed(list(txs)))):
-        took[key].append(compile_seconds(model, txs[key], params, x, y))
-    a, b = min(took['adam']), min(took['nowcast'])
+        took[key].append(_compile(key, model, txs[key], params, x, y))
+    a, b, c, d = (min(took[k]) for k in ('adam', 'nowcast', 'leaf', 'last'))
     n = sum(p.size for p in jax.tree.leaves(params))
     print(f'| {len(jax.tree.leaves(params))} | {n:,} | {a:.1f} | {b:.1f} |'
-          f' {b / a:.1f} |')
+          f' {b / a:.1f} | {c:.1f} | {d:.1f} |', flush=True)
+
+
+def _compile(key, model, tx, params, x, y) -> float:
+  """Compile seconds; ``'leaf'`` makes every leaf its own group."""
+  if key != 'leaf':
+    return compile_seconds(model, tx, params, x, y)
+  placement = _group.placement
+  _group.placement = lambda leaf: ('auto', None)
+  try:
+    return compile_seconds(model, tx, params, x, y)
+  finally:
+    _group.placement = placement
 
 
 if __name__ == '__main__':

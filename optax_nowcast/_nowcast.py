@@ -305,7 +305,13 @@ def nowcast(
   with momentum + ``linear`` diverges on Rosenbrock).
 
   Each scalar weight is forecast independently from its own window: the
-  forecaster is vmapped over every element of every leaf (``_jump.py``).
+  forecaster is vmapped over every element (``_jump.py``), once per *group*
+  of leaves rather than once per leaf, so a model with hundreds of leaves
+  compiles it a few times (``_group.py``): on one device the leaves of a
+  label and dtype are concatenated, on explicit mesh axes leaves of the same
+  shape and sharding are stacked on each device's shards, and with auto
+  mesh axes (whose sharding is unknown while tracing) each leaf is its own
+  group, so that no weight ever moves between devices.
   Everything is compiled and nothing recompiles: each step's plan comes from
   int32 counters (``schedules.py``), the forecaster runs only on jump steps
   and a record writes one history slot in place (``_history.py`` says how
@@ -354,9 +360,12 @@ def nowcast(
       memory. Default: each param's own dtype. Forecasts are computed in
       float32 either way. With a guard, the last slot keeps the params'
       dtype (see ``guard``).
-    chunk_size: If set, leaves with more elements are forecast in chunks of
-      this many elements (``lax.map``), bounding a jump's extra memory.
-      Chunking flattens the leaf, so leave it ``None`` for sharded params.
+    chunk_size: If set, groups of leaves hold at most this many elements
+      and a larger leaf is forecast in chunks of about this many (``lax.map``),
+      bounding a jump's extra memory. On explicit mesh axes the chunks run
+      along a leaf's unsharded axes, so no shard leaves its device; with
+      auto mesh axes a chunked leaf is flattened, which gathers a sharded
+      leaf (use explicit axes, ``jax.make_mesh``'s default).
     guard: A :class:`~optax_nowcast.guards.Guard` that may roll a jump back,
       e.g. ``guards.loss_guard(steps)``; ``update`` then requires the loss as
       the extra argument ``value``. A rollback sets the params back to their
