@@ -154,32 +154,52 @@ def join(group: Group, arrays: Sequence[jax.Array]) -> jax.Array:
   return jnp.stack(arrays)
 
 
-def split(group: Group, joined: jax.Array,
-          shapes: Sequence[tuple[int, ...]]) -> list[jax.Array]:
-  """The inverse of :func:`join`: one array per member, shaped ``shapes``."""
+def _starts(groups: Sequence[Group],
+            shapes: Sequence[tuple[int, ...]]) -> list[Optional[int]]:
+  """Per leaf, where it starts in its group's joined array (None: single)."""
+  values: list[Optional[int]] = [None] * len(shapes)
+  for group in groups:
+    offset = 0
+    for g, k in enumerate(group.members):
+      if group.how == 'concat':
+        values[k] = offset
+        offset += math.prod(shapes[k])
+      elif group.how == 'stack':
+        values[k] = g
+  return values
+
+
+def split(group: Group, joined: jax.Array, shapes: Sequence[tuple[int, ...]],
+          member_starts: Sequence[Any]) -> list[jax.Array]:
+  """The inverse of :func:`join`: one array per member, shaped ``shapes``.
+
+  ``member_starts`` are the members' offsets (concatenated) or indices
+  (stacked), as ints or as int32 scalars computed at run time.
+  """
   if group.how == 'single':
     return [joined]
   if group.how == 'stack':
-    return [joined[g] for g in range(len(shapes))]
-  out, offset = [], 0
-  for shape in shapes:
-    size = math.prod(shape)
-    out.append(joined[offset:offset + size].reshape(shape))
-    offset += size
-  return out
+    return [jax.lax.dynamic_index_in_dim(joined, start, keepdims=False)
+            for start in member_starts]
+  return [jax.lax.dynamic_slice_in_dim(joined, start,
+                                       math.prod(shape)).reshape(shape)
+          for start, shape in zip(member_starts, shapes)]
 
 
-class Jump(NamedTuple):
-  """A group's jump: its joined updates and the forecast displacement.
+class Forecast(NamedTuple):
+  """Every group's forecast, ready to be split into leaves.
 
   Attributes:
-    updates: The members' updates, joined.
-    delta: :math:`\\hat p - p_n`, joined, float32 (complex64), ``0`` where
-      the forecast is not finite.
+    deltas: Per group, :math:`\\hat p - p_n` of its members, joined,
+      float32 (complex64), ``0`` where the forecast is not finite.
+    starts: Per leaf, its start in its group's joined array (an int32 scalar
+      computed at run time), or ``None`` for a leaf alone in its group.
+    nonfinite: The number of scalars whose forecast was not finite.
   """
 
-  updates: jax.Array
-  delta: jax.Array
+  deltas: list[jax.Array]
+  starts: list[Optional[jax.Array]]
+  nonfinite: jax.Array
 
 
 def forecast_groups(
@@ -191,13 +211,24 @@ def forecast_groups(
     window_slots: Sequence[jax.Array],
     times: jax.Array,
     target: jax.Array,
+    live: jax.Array,
     chunk_size: Optional[int] = None,
-) -> tuple[list[Jump], jax.Array]:
+) -> Forecast:
   r"""Forecasts every leaf, one forecaster call per group.
 
-  Each group's params, updates and history slots are joined first, so that
-  computing :math:`p_n = p + u`, gathering the window and forecasting cost
-  a few operations per group, not per leaf.
+  Each group's would-be params :math:`p_n = p + u` and history slots are
+  joined first, so that gathering the window and forecasting cost a few
+  operations per group, not per leaf.
+
+  The joined displacements and the members' starts then pass through a
+  ``lax.cond`` on ``live``, a traced bool that is always ``True`` at run
+  time (the step count is positive) but that XLA cannot decide. This is
+  about compile time: XLA compiles every *distinct* kernel (about 10 ms
+  each on a CPU) and reuses identical ones. Without the cond, XLA folds
+  each member's constant offset, and the group's whole forecast, into that
+  member's kernel, which makes every member's kernel distinct (300 leaves:
+  300 kernels to compile, each carrying the forecaster's tail). After it,
+  the members of a group that have the same shape share one small kernel.
 
   Args:
     forecaster: The forecaster.
@@ -208,39 +239,43 @@ def forecast_groups(
     window_slots: The slot index of each older window entry, oldest first.
     times: ``(W,)`` steps of the entries relative to the newest.
     target: The step to forecast, relative to the newest entry.
+    live: See above.
     chunk_size: See :func:`optax_nowcast._jump.forecast_leaf`.
 
   Returns:
-    One :class:`Jump` per group, and the number of scalars whose forecast
-    was not finite.
+    A :class:`Forecast`.
   """
-  jumps, nonfinite = [], jnp.zeros([], jnp.int32)
+  deltas, nonfinite = [], jnp.zeros([], jnp.int32)
   for group in groups:
     members = group.members
-    p = join(group, [params[k] for k in members])
-    u = join(group, [updates[k] for k in members])
+    newest = join(group, [optax.apply_updates(params[k], updates[k])
+                          for k in members])
     history = [join(group, [slot[k] for k in members]) for slot in slots]
     older = [_history.gather(history, index) for index in window_slots]
     delta, bad = _jump.forecast_delta(
-        forecaster, optax.apply_updates(p, u), older, times, target,
-        group.label, chunk_size, group.spec)
-    jumps.append(Jump(u, delta))
+        forecaster, newest, older, times, target, group.label, chunk_size,
+        group.spec)
+    deltas.append(delta)
     nonfinite += bad
-  return jumps, nonfinite
+  values = _starts(groups, [tuple(jnp.shape(p)) for p in params])
+  known = [jnp.int32(v) for v in values if v is not None]
+  deltas, known = jax.lax.cond(
+      live, lambda x: x, lambda x: jax.tree.map(jnp.zeros_like, x),
+      (deltas, known))
+  opaque = iter(known)
+  starts = [None if v is None else next(opaque) for v in values]
+  return Forecast(deltas, starts, nonfinite)
 
 
-def moved_updates(groups: Sequence[Group], jumps: Sequence[Jump],
-                  shapes: Sequence[tuple[int, ...]],
+def moved_updates(groups: Sequence[Group], forecast: Forecast,
+                  updates: Sequence[jax.Array],
                   scale: Optional[jax.Array] = None) -> list[jax.Array]:
   """Per leaf, the updates that move its params by ``scale`` times delta."""
-  out: list[Optional[jax.Array]] = [None] * len(shapes)
-  for group, jump in zip(groups, jumps):
-    moved = _jump.apply_delta(jump.updates, jump.delta, scale)
-    if group.how != 'single':
-      # Computed once for the group, then split: without the barrier XLA
-      # fuses the forecast into every member's slice, one big kernel each.
-      moved = jax.lax.optimization_barrier(moved)
-    for k, u in zip(group.members,
-                    split(group, moved, [shapes[k] for k in group.members])):
-      out[k] = u
+  out: list[Optional[jax.Array]] = [None] * len(updates)
+  for group, delta in zip(groups, forecast.deltas):
+    members = group.members
+    shapes = [tuple(jnp.shape(updates[k])) for k in members]
+    parts = split(group, delta, shapes, [forecast.starts[k] for k in members])
+    for k, d in zip(members, parts):
+      out[k] = _jump.apply_delta(updates[k], d, scale)
   return out

@@ -495,7 +495,6 @@ def nowcast(
     groups = _group.plan(
         params_a, labels_a, chunk_size,
         [(u, *(s[k] for s in slots)) for k, u in enumerate(updates_a)])
-    shapes = [tuple(jnp.shape(p)) for p in params_a]
 
     count = optax.safe_increment(state.count)
     plan = schedule.plan(count, state.records, state.jumps)
@@ -509,15 +508,16 @@ def nowcast(
       if guard:  # The last slot keeps p_n, for a rollback.
         kept = [optax.apply_updates(p, u).astype(h.dtype)
                 for p, u, h in zip(params_a, us, kept)]
-      jumps, nonfinite = _group.forecast_groups(
+      forecast = _group.forecast_groups(
           forecaster, groups, params_a, us, slots, plan.window_slots,
-          plan.times, plan.target, chunk_size)
+          plan.times, plan.target, count > 0, chunk_size)
+      nonfinite = forecast.nonfinite
       if value_fn is None:
-        return (_group.moved_updates(groups, jumps, shapes), kept,
+        return (_group.moved_updates(groups, forecast, us), kept,
                 nonfinite, jnp.zeros([], jnp.int32))
 
       def moved(scale):
-        return _group.moved_updates(groups, jumps, shapes, scale)
+        return _group.moved_updates(groups, forecast, us, scale)
 
       def candidate(scale):
         flat = list(flat_updates)
@@ -540,7 +540,8 @@ def nowcast(
 
     us, kept, nonfinite, choice = _history.run_once_if(
         plan.jump | rollback,
-        lambda carry: jax.lax.cond(plan.jump, jump, roll_back, carry),
+        (lambda carry: jax.lax.cond(plan.jump, jump, roll_back, carry))
+        if guard else jump,
         (updates_a, list(slots[-1]) if guard else [],
          jnp.zeros([], jnp.int32), jnp.zeros([], jnp.int32)),
     )
@@ -551,12 +552,8 @@ def nowcast(
     # The record reads params + updates as the caller will apply them, the
     # very expression XLA then computes once for both.
     final = [optax.apply_updates(p, u) for p, u in zip(params_a, us)]
-    slots = jax.lax.cond(
-        plan.record & ~rollback,
-        lambda slots: _history.write(slots, plan.slot, final),
-        lambda slots: [list(s) for s in slots],
-        slots,
-    )
+    slots = _history.write(
+        slots, jnp.where(plan.record & ~rollback, plan.slot, -1), final)
     slot_def = jax.tree.structure(state.history[0]) if num_slots else None
     new_state = NowcastState(
         count=count,

@@ -48,6 +48,12 @@ def test_write_changes_only_the_named_slot_and_keeps_its_dtype():
   chex.assert_trees_all_equal_shapes_and_dtypes(out, slots)
 
 
+def test_write_to_no_slot_changes_nothing():
+  slots = [[jnp.full(2, float(j))] for j in range(3)]
+  out = jax.jit(_history.write)(slots, jnp.int32(-1), [jnp.ones(2)])
+  chex.assert_trees_all_equal(out, slots)
+
+
 @pytest.mark.parametrize('pred,want', [(True, 1), (False, 0)])
 def test_run_once_if_runs_the_function_exactly_when_asked(pred, want):
   def count(x):
