@@ -248,8 +248,9 @@ def forecast_groups(
   deltas, nonfinite = [], jnp.zeros([], jnp.int32)
   for group in groups:
     members = group.members
-    newest = join(group, [optax.apply_updates(params[k], updates[k])
-                          for k in members])
+    # p_n = p + u on the joined arrays: one kernel per group, not per leaf.
+    newest = optax.apply_updates(join(group, [params[k] for k in members]),
+                                 join(group, [updates[k] for k in members]))
     history = [join(group, [slot[k] for k in members]) for slot in slots]
     older = [_history.gather(history, index) for index in window_slots]
     delta, bad = _jump.forecast_delta(

@@ -10,8 +10,8 @@ donated:
 - :func:`gather`: the slot a traced index names, as a chain of selects.
 - :func:`write`: the step's weights into the slot a traced index names, one
   ``lax.cond`` per slot, so only the taken slot is written.
-- :func:`run_once_if`: run a function of the updates 0 or 1 times, as a
-  ``lax.while_loop`` (why not a ``lax.cond``: see there).
+- :func:`run_once_if`: run a function of the updates or not, reading the
+  params in place (see there).
 """
 
 from __future__ import annotations
@@ -98,19 +98,17 @@ def write(slots: list[list[jax.Array]], index: jax.Array,
 
 
 def run_once_if(pred: jax.Array, fn: Callable[[T], T], operand: T) -> T:
-  """``fn(operand)`` if ``pred`` else ``operand``, compiled to stay cheap.
+  """``fn(operand)`` if ``pred`` else ``operand``: a ``lax.cond``.
 
-  The obvious ``lax.cond(pred, fn, identity, operand)`` costs a copy of every
-  buffer ``fn`` reads on *every* step: when ``fn`` reads the (donated) params,
-  XLA copies them into the conditional's operand whether or not the branch
-  is taken. This is a ``lax.while_loop`` of 0 or 1 trips instead, whose body
-  reads the params in place.
-
-  Inside the body, ``fn`` is wrapped in a ``lax.cond`` on the trip number:
-  XLA hoists what a loop body computes from loop-invariant values out of the
-  loop, i.e. onto every step (a curve fit's pseudo-inverse of the window
-  times, the bf16 -> f32 casts of the history); behind the cond it stays on
-  the steps where ``fn`` runs.
+  A ``lax.cond`` whose branch reads the (donated) params, the history and
+  the updates compiles, with jax 0.10, to a conditional that reads them in
+  place: no copy on the steps that skip ``fn`` (``tests/lib/test_history.py``
+  checks the compiled step). Earlier versions of this function wrapped the
+  cond in a ``lax.while_loop`` of 0 or 1 trips, to keep an older XLA from
+  copying the params into the conditional's operand on every step; with
+  jax 0.10 the loop no longer saves a copy (the plain steps of a 1M-param
+  MLP take the same time either way) and cost a second of compile time per
+  300 parameter leaves (``results/compile_time.md``).
 
   Args:
     pred: A scalar bool: whether to run ``fn``.
@@ -121,15 +119,4 @@ def run_once_if(pred: jax.Array, fn: Callable[[T], T], operand: T) -> T:
   Returns:
     ``fn(operand)`` if ``pred``, else ``operand``.
   """
-
-  def body(carry):
-    trip, x = carry
-    x = jax.lax.cond(trip == 0, fn, lambda x: x, x)
-    return trip + 1, x
-
-  _, out = jax.lax.while_loop(
-      lambda carry: carry[0] < jnp.asarray(pred).astype(jnp.int32),
-      body,
-      (jnp.zeros([], jnp.int32), operand),
-  )
-  return out
+  return jax.lax.cond(pred, fn, lambda x: x, operand)

@@ -10,12 +10,37 @@ import jax.numpy as jnp
 LabelSpec = Union[None, Any, Callable[[Any], Any]]
 
 
-def default_label(leaf: Any) -> str:
-  """``'conv'`` (rank >= 3), ``'dense'`` (2), ``'bias'`` (1) or ``'scalar'``.
+#: Param names (the last key of a leaf's path) of normalisation scales, as
+#: Flax (LayerNorm, BatchNorm, RMSNorm, GroupNorm), Haiku and Equinox name
+#: them.
+NORM_NAMES = ('scale', 'gamma', 'weight_norm')
+#: Param names of embedding tables (Flax ``Embed``, Haiku ``Embed``).
+EMBEDDING_NAMES = ('embedding', 'embeddings', 'embed')
 
-  Rank-1 leaves include norm scales, which WNN forecasts like biases.
+
+def _key_name(entry: Any) -> str:
+  for attr in ('key', 'name', 'idx'):
+    if hasattr(entry, attr):
+      return str(getattr(entry, attr))
+  return str(entry)
+
+
+def default_label(leaf: Any, path: tuple[Any, ...] = ()) -> str:
+  """The kind of a leaf, from its name where that says it, else its rank.
+
+  ``'norm'`` for a rank-1 leaf named like a normalisation scale
+  (:data:`NORM_NAMES`), ``'embedding'`` for a rank-2 leaf named like an
+  embedding table (:data:`EMBEDDING_NAMES`); otherwise ``'conv'`` (rank >=
+  3), ``'dense'`` (2), ``'bias'`` (1) or ``'scalar'`` (0). The name is the
+  last key of ``path`` (as ``jax.tree_util.tree_map_with_path`` gives it);
+  without a path, the rank decides.
   """
   ndim = jnp.ndim(leaf)
+  name = _key_name(path[-1]).lower() if path else ''
+  if ndim == 1 and name in NORM_NAMES:
+    return 'norm'
+  if ndim == 2 and name in EMBEDDING_NAMES:
+    return 'embedding'
   if ndim >= 3:
     return 'conv'
   if ndim == 2:
@@ -28,7 +53,8 @@ def default_label(leaf: Any) -> str:
 def _resolve(name: str, spec: LabelSpec, params: Any, default: Any) -> Any:
   """Returns ``spec`` as a params-shaped tree (calling it if callable)."""
   if spec is None:
-    return jax.tree.map(default, params)
+    return jax.tree_util.tree_map_with_path(
+        lambda path, leaf: default(leaf, path), params)
   tree = spec(params) if callable(spec) else spec
   want = jax.tree.structure(params)
   got = jax.tree.structure(tree)
@@ -57,12 +83,12 @@ def _resolve_flat(name: str, spec: LabelSpec, params: Any, default: Any,
 
 
 def resolve_labels(spec: LabelSpec, params: Any) -> list[str]:
-  """The flat list of leaf labels (default: by rank, see default_label)."""
+  """The flat list of leaf labels (default: see default_label)."""
   return _resolve_flat('labels', spec, params, default_label, str,
                        "be strings (a leaf kind such as 'dense')")
 
 
 def resolve_mask(spec: LabelSpec, params: Any) -> list[bool]:
   """The flat list of leaves to nowcast (default: all)."""
-  return _resolve_flat('mask', spec, params, lambda _: True, bool,
+  return _resolve_flat('mask', spec, params, lambda *_: True, bool,
                        'hold Python bools (True: nowcast the leaf)')

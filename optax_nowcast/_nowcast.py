@@ -350,9 +350,11 @@ def nowcast(
       step 2t).
     labels: The kind of each leaf, passed to the forecaster (which may hold
       separate weights per kind): a params-shaped tree of strings or a
-      callable returning one, as in ``optax.partition``. Default: ``'conv'``
-      for rank >= 3, ``'dense'`` for rank 2, ``'bias'`` for rank 1 (also norm
-      scales), ``'scalar'`` for rank 0.
+      callable returning one, as in ``optax.partition``. Default
+      (:func:`~optax_nowcast.default_label`): ``'norm'`` for a normalisation
+      scale and ``'embedding'`` for an embedding table (by the param's
+      name), else ``'conv'`` for rank >= 3, ``'dense'`` for rank 2,
+      ``'bias'`` for rank 1, ``'scalar'`` for rank 0.
     mask: A params-shaped tree of bools, or a callable returning one, as in
       ``optax.masked``: ``True`` leaves are nowcast, ``False`` leaves are never
       recorded nor jumped (their history is ``optax.MaskedNode``).

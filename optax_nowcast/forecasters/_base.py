@@ -7,7 +7,7 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 
 #: The leaf kinds that :func:`optax_nowcast.nowcast` labels by default.
-LABELS = ('conv', 'dense', 'bias', 'scalar')
+LABELS = ('conv', 'dense', 'bias', 'norm', 'embedding', 'scalar')
 
 ForecastFn = Callable[
     [Any, jax.Array, jax.Array, jax.Array, str], jax.Array
@@ -27,7 +27,8 @@ class Forecaster(NamedTuple):
   - ``target``: float32 scalar, the step to forecast, relative to the current
     step (``horizon * record_every`` for a periodic schedule).
   - ``label``: the static kind of the leaf the scalar belongs to (``'conv'``,
-    ``'dense'``, ``'bias'``, ``'scalar'`` or a user label); a forecaster may
+    ``'dense'``, ``'bias'``, ``'norm'``, ``'embedding'``, ``'scalar'`` or a
+    user label); a forecaster may
     hold separate weights per label.
 
   It returns the float32 forecast. A forecaster is deliberately not callable

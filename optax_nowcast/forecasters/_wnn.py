@@ -34,6 +34,8 @@ WNN_LABEL_WEIGHTS = {
     'conv': 'conv',
     'dense': 'dense',
     'bias': 'bias',
+    'norm': 'bias',  # rank 1, like a bias: the reference forecasts it so
+    'embedding': 'dense',  # rank 2, like a dense kernel
     'scalar': 'bias',
 }
 
@@ -163,7 +165,8 @@ def _weights_label(label: Any) -> str:
   if not isinstance(label, str) or label not in WNN_LABEL_WEIGHTS:
     raise ValueError(
         f'WNN has no weights for label {label!r}; known labels are'
-        f' {list(WNN_LABEL_WEIGHTS)} (scalar uses the bias weights). Map'
+        f' {list(WNN_LABEL_WEIGHTS)} (norm and scalar use the bias weights,'
+        ' embedding the dense ones). Map'
         ' other leaves onto these with nowcast(labels=...), or exclude them'
         ' with nowcast(mask=...)'
     )
@@ -298,7 +301,8 @@ def wnn(
   Every label goes through this normalised path. (The reference code adds the
   bias network's prediction to the raw, un-normalised last value instead; that
   is a bug, corrected here.) Labels ``'conv'``, ``'dense'`` and ``'bias'`` use
-  their own weights, ``'scalar'`` uses the bias weights, and any other label
+  their own weights, ``'norm'`` and ``'scalar'`` use the bias weights,
+  ``'embedding'`` the dense ones, and any other label
   raises a ``ValueError`` when the step is traced.
 
   The network reads the values only: ``times`` and ``target`` are ignored,
@@ -374,7 +378,8 @@ def wnn_apply_batch(
   Args:
     weights: ``{'conv': params, 'dense': params, 'bias': params}``.
     windows: ``(N, 5)`` records, oldest first, one scalar per row.
-    label: ``'conv'``, ``'dense'``, ``'bias'`` or ``'scalar'``.
+    label: A key of :data:`WNN_LABEL_WEIGHTS` (``'conv'``, ``'dense'``,
+      ``'bias'``, ``'norm'``, ``'embedding'``, ``'scalar'``).
 
   Returns:
     The ``(N,)`` float32 forecasts, in weight units.

@@ -213,13 +213,22 @@ def test_scalar_leaves_use_the_bias_weights():
   )
 
 
+def test_norm_scales_use_the_bias_weights_and_embeddings_the_dense_ones():
+  f = wnn(random_wnn_weights(5))
+  windows = random_windows(2)
+  np.testing.assert_array_equal(forecasts(f, windows, 'norm'),
+                                forecasts(f, windows, 'bias'))
+  np.testing.assert_array_equal(forecasts(f, windows, 'embedding'),
+                                forecasts(f, windows, 'dense'))
+
+
 def test_unknown_label_raises_naming_it_and_the_known_ones():
   f = wnn()
-  with pytest.raises(ValueError, match=r"'embedding'.*'conv', 'dense', "
-                     r"'bias', 'scalar'"):
-    f.apply(f.weights, jnp.zeros(5), TIMES, 5.0, 'embedding')
-  with pytest.raises(ValueError, match="'embedding'"):
-    wnn_apply_batch(f.weights, jnp.zeros((2, 5)), 'embedding')
+  with pytest.raises(ValueError, match=r"'lstm'.*'conv', 'dense', "
+                     r"'bias', 'norm', 'embedding', 'scalar'"):
+    f.apply(f.weights, jnp.zeros(5), TIMES, 5.0, 'lstm')
+  with pytest.raises(ValueError, match="'lstm'"):
+    wnn_apply_batch(f.weights, jnp.zeros((2, 5)), 'lstm')
 
 
 # ----------------------------------------------------------------------------

@@ -512,7 +512,8 @@ def test_labels_and_mask_must_match_the_params():
 # ----------------------------------------------------------------------------
 # Labels, masks, chunks, dtypes.
 
-_CODES = {'conv': 1.0, 'dense': 2.0, 'bias': 3.0, 'scalar': 4.0, 'emb': 5.0}
+_CODES = {'conv': 1.0, 'dense': 2.0, 'bias': 3.0, 'scalar': 4.0, 'emb': 5.0,
+          'norm': 6.0, 'embedding': 7.0}
 
 
 def label_probe():
@@ -531,6 +532,23 @@ def test_default_labels_follow_the_rank_of_each_leaf():
   out, _ = drive(tx, params, [jax.tree.map(jnp.ones_like, params)] * 2)
   got = {k: float(v.reshape(-1)[0]) for k, v in out[-1].items()}
   assert got == {'kernel': 1.0, 'dense': 2.0, 'bias': 3.0, 'scale': 4.0}
+
+
+def test_default_labels_name_norm_scales_and_embeddings():
+  # Flax's names: LayerNorm/BatchNorm 'scale' and 'bias', Embed 'embedding'.
+  params = {
+      'LayerNorm_0': {'scale': jnp.zeros(5), 'bias': jnp.zeros(5)},
+      'Embed_0': {'embedding': jnp.zeros((10, 4))},
+      'Dense_0': {'kernel': jnp.zeros((4, 5))},
+  }
+  tx = onc.nowcast(label_probe(), record_every=1, jump_every=2,
+                   last_jump_step=JUMP_TO_THE_END)
+  out, _ = drive(tx, params, [jax.tree.map(jnp.ones_like, params)] * 2)
+  got = jax.tree.map(lambda v: float(v.reshape(-1)[0]), out[-1])
+  assert got == {'LayerNorm_0': {'scale': 6.0, 'bias': 3.0},
+                 'Embed_0': {'embedding': 7.0},
+                 'Dense_0': {'kernel': 2.0}}
+  assert onc.default_label(jnp.zeros(5)) == 'bias'  # no path: the rank
 
 
 def test_user_labels_as_tree_or_callable_reach_the_forecaster():
@@ -792,7 +810,7 @@ def test_forecaster_runs_only_inside_the_jump_branch_and_no_host_callbacks():
   cosh_depths = {d for name, d in found if name == 'cosh'}
   assert cosh_depths and 0 not in cosh_depths
   top = {name for name, d in found if d == 0}
-  assert 'while' in top and 'cond' in top
+  assert 'cond' in top
   assert not [name for name, _ in found if 'callback' in name]
 
 
