@@ -20,12 +20,13 @@ on where they live, which JAX states while tracing
   is not known while tracing, so each leaf is its own group (the forecaster
   is compiled once per leaf, as no data may move).
 
-A group is capped at ``max(largest leaf, 2**20)`` elements (``chunk_size``
-when given), so grouping never raises a jump's peak memory much above that
-of forecasting the largest leaf alone. With ``chunk_size``, a group larger
-than that is forecast in chunks (``lax.map``) that never cut through a
-sharded axis: a flattened group is cut anywhere; a stacked group of
-explicitly sharded leaves along its largest unsharded axis.
+A group holds at most ``max(largest leaf, 2**26)`` elements, which bounds
+the float32 copies a jump joins. The forecaster runs over a group in chunks
+of ``chunk_size`` elements (``lax.map``), one chunk's intermediates alive at
+a time, so a jump's peak memory is a few float32 copies of the params plus
+one chunk's intermediates, however large the model. The chunks never cut
+through a sharded axis: a flattened group is cut anywhere; a stacked group
+of explicitly sharded leaves along its largest unsharded axis.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ from optax_nowcast import _history
 from optax_nowcast import _jump
 from optax_nowcast.forecasters._base import Forecaster
 
-#: The least number of elements a group may hold (see the module docstring).
-MIN_GROUP_ELEMENTS = 1 << 20
+#: A group holds at most ``max(largest leaf, MAX_GROUP_ELEMENTS)`` elements,
+#: which bounds the arrays a jump joins (a few float32 copies of a group).
+MAX_GROUP_ELEMENTS = 1 << 26
 
 Spec = tuple[Any, ...]
 
@@ -57,12 +59,16 @@ class Group(NamedTuple):
       a new leading axis) or ``'single'`` (one leaf, as it is).
     spec: The members' partition spec (explicit mesh axes), padded to their
       rank; ``None`` where it is not known.
+    chunkable: Whether the forecaster may run over it in chunks: not where
+      the sharding is unknown (auto mesh axes), as a chunk could cut through
+      a sharded axis and gather it.
   """
 
   members: tuple[int, ...]
   label: str
   how: str
   spec: Optional[Spec]
+  chunkable: bool = True
 
 
 def placement(x: Any) -> tuple[str, Optional[Spec]]:
@@ -89,8 +95,8 @@ def placement(x: Any) -> tuple[str, Optional[Spec]]:
 
 
 def plan(leaves: Sequence[Any], labels: Sequence[str],
-         chunk_size: Optional[int] = None,
-         companions: Optional[Sequence[Sequence[Any]]] = None) -> list[Group]:
+         companions: Optional[Sequence[Sequence[Any]]] = None,
+         max_elements: int = MAX_GROUP_ELEMENTS) -> list[Group]:
   """Splits ``leaves`` into groups the forecaster can take in one call.
 
   Leaves are grouped in order, by label and dtype (their own and their
@@ -102,16 +108,16 @@ def plan(leaves: Sequence[Any], labels: Sequence[str],
     leaves: The leaves (arrays or tracers; only shapes, dtypes and
       shardings are read).
     labels: The label of each leaf.
-    chunk_size: ``nowcast``'s ``chunk_size``: the cap on a group's size, if
-      given.
     companions: Per leaf, the arrays joined along with it (its updates, its
       history entries), whose dtypes must agree within a group too.
+    max_elements: A group holds at most ``max(largest leaf, max_elements)``
+      elements.
 
   Returns:
     The groups, covering every position once.
   """
   sizes = [math.prod(jnp.shape(x)) for x in leaves]
-  cap = chunk_size or max(max(sizes, default=0), MIN_GROUP_ELEMENTS)
+  cap = max(max(sizes, default=0), max_elements)
   open_groups: dict[Any, list[int]] = {}
   groups: list[tuple[Any, list[int]]] = []
   for i, (x, label) in enumerate(zip(leaves, labels)):
@@ -133,7 +139,7 @@ def plan(leaves: Sequence[Any], labels: Sequence[str],
   for key, members in groups:
     if key[0] == 'single':
       label = labels[members[0]]
-      out.append(Group(tuple(members), label, 'single', None))
+      out.append(Group(tuple(members), label, 'single', None, False))
       continue
     how, label, _, extra = key
     if len(members) == 1:
@@ -254,8 +260,8 @@ def forecast_groups(
     history = [join(group, [slot[k] for k in members]) for slot in slots]
     older = [_history.gather(history, index) for index in window_slots]
     delta, bad = _jump.forecast_delta(
-        forecaster, newest, older, times, target, group.label, chunk_size,
-        group.spec)
+        forecaster, newest, older, times, target, group.label,
+        chunk_size if group.chunkable else None, group.spec)
     deltas.append(delta)
     nonfinite += bad
   values = _starts(groups, [tuple(jnp.shape(p)) for p in params])

@@ -82,9 +82,7 @@ def write(slots: list[list[jax.Array]], index: jax.Array,
   ``slots[j]`` is the list of leaves of slot ``j``. Each slot gets a
   ``lax.cond`` of its own that either writes it or passes it through, so
   XLA updates only the taken slot, in place; an ``index`` that names no slot
-  (e.g. ``-1`` on a step that does not record) writes none. (No outer
-  ``lax.cond`` around the whole write: its branches would carry every leaf
-  of every slot, which costs compile time, not run time, for nothing.)
+  (e.g. ``-1``) writes none.
   """
   return [
       jax.lax.cond(

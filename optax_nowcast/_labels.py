@@ -16,6 +16,10 @@ LabelSpec = Union[None, Any, Callable[[Any], Any]]
 NORM_NAMES = ('scale', 'gamma', 'weight_norm')
 #: Param names of embedding tables (Flax ``Embed``, Haiku ``Embed``).
 EMBEDDING_NAMES = ('embedding', 'embeddings', 'embed')
+#: Module names of attention projections (Flax ``MultiHeadDotProductAttention``
+#: and common transformer code), whose rank-3 kernels are dense maps.
+ATTENTION_NAMES = ('query', 'key', 'value', 'out', 'qkv', 'q_proj', 'k_proj',
+                   'v_proj', 'o_proj', 'out_proj')
 
 
 def _key_name(entry: Any) -> str:
@@ -30,10 +34,12 @@ def default_label(leaf: Any, path: tuple[Any, ...] = ()) -> str:
 
   ``'norm'`` for a rank-1 leaf named like a normalisation scale
   (:data:`NORM_NAMES`), ``'embedding'`` for a rank-2 leaf named like an
-  embedding table (:data:`EMBEDDING_NAMES`); otherwise ``'conv'`` (rank >=
-  3), ``'dense'`` (2), ``'bias'`` (1) or ``'scalar'`` (0). The name is the
-  last key of ``path`` (as ``jax.tree_util.tree_map_with_path`` gives it);
-  without a path, the rank decides.
+  embedding table (:data:`EMBEDDING_NAMES`), ``'dense'`` for the rank-3
+  kernel of an attention projection (its module named in
+  :data:`ATTENTION_NAMES`); otherwise ``'conv'`` (rank >= 3), ``'dense'``
+  (2), ``'bias'`` (1) or ``'scalar'`` (0). The names are the last keys of
+  ``path`` (as ``jax.tree_util.tree_map_with_path`` gives it); without a
+  path, the rank decides.
   """
   ndim = jnp.ndim(leaf)
   name = _key_name(path[-1]).lower() if path else ''
@@ -41,6 +47,9 @@ def default_label(leaf: Any, path: tuple[Any, ...] = ()) -> str:
     return 'norm'
   if ndim == 2 and name in EMBEDDING_NAMES:
     return 'embedding'
+  module = _key_name(path[-2]).lower() if len(path) >= 2 else ''
+  if ndim >= 3 and module in ATTENTION_NAMES:
+    return 'dense'
   if ndim >= 3:
     return 'conv'
   if ndim == 2:

@@ -23,6 +23,10 @@ from optax_nowcast import guards as guards_lib
 from optax_nowcast import schedules as schedules_lib
 from optax_nowcast.forecasters._base import Forecaster
 
+#: ``nowcast``'s default ``chunk_size``: the forecaster runs over at most this
+#: many weights at a time, so that a jump's extra memory stays bounded.
+DEFAULT_CHUNK_SIZE = 1 << 16
+
 Schedule = Union[
     schedules_lib.PeriodicSchedule, schedules_lib.IntrospectionSchedule
 ]
@@ -352,8 +356,8 @@ def nowcast(
       separate weights per kind): a params-shaped tree of strings or a
       callable returning one, as in ``optax.partition``. Default
       (:func:`~optax_nowcast.default_label`): ``'norm'`` for a normalisation
-      scale and ``'embedding'`` for an embedding table (by the param's
-      name), else ``'conv'`` for rank >= 3, ``'dense'`` for rank 2,
+      scale, ``'embedding'`` for an embedding table and ``'dense'`` for an
+      attention projection's kernel (by the param's name), else ``'conv'`` for rank >= 3, ``'dense'`` for rank 2,
       ``'bias'`` for rank 1, ``'scalar'`` for rank 0.
     mask: A params-shaped tree of bools, or a callable returning one, as in
       ``optax.masked``: ``True`` leaves are nowcast, ``False`` leaves are never
@@ -362,12 +366,16 @@ def nowcast(
       memory. Default: each param's own dtype. Forecasts are computed in
       float32 either way. With a guard, the last slot keeps the params'
       dtype (see ``guard``).
-    chunk_size: If set, groups of leaves hold at most this many elements
-      and a larger leaf is forecast in chunks of about this many (``lax.map``),
-      bounding a jump's extra memory. On explicit mesh axes the chunks run
-      along a leaf's unsharded axes, so no shard leaves its device; with
-      auto mesh axes a chunked leaf is flattened, which gathers a sharded
-      leaf (use explicit axes, ``jax.make_mesh``'s default).
+    chunk_size: The forecaster runs over at most this many weights at a
+      time (``lax.map`` over chunks), which bounds a jump's extra memory to
+      a few float32 copies of the params plus one chunk's intermediates
+      (``None``: :data:`DEFAULT_CHUNK_SIZE`, 65,536; a learned
+      forecaster's intermediates take ~3 KB per weight). A larger value
+      runs faster on an accelerator with memory to spare. On explicit mesh
+      axes the
+      chunks run along unsharded axes, so no shard leaves its device; on
+      auto mesh axes (a leaf's sharding unknown while tracing) leaves are
+      never chunked.
     guard: A :class:`~optax_nowcast.guards.Guard` that may roll a jump back,
       e.g. ``guards.loss_guard(steps)``; ``update`` then requires the loss as
       the extra argument ``value``. A rollback sets the params back to their
@@ -443,8 +451,8 @@ def nowcast(
   schedule = _make_schedule(forecaster, schedule, record_every, jump_every,
                             horizon, first_jump_step, last_jump_step)
   guard = _make_guard(guard, guard_steps, guard_tolerance, schedule)
-  if chunk_size is not None:
-    chunk_size = _validation.positive_int('chunk_size', chunk_size)
+  chunk_size = (DEFAULT_CHUNK_SIZE if chunk_size is None else
+                _validation.positive_int('chunk_size', chunk_size))
   history_dtype = _history_dtype(history_dtype)
   step_sizes = _select.check_step_sizes(select)
   num_slots = schedule.num_slots
@@ -495,7 +503,7 @@ def nowcast(
     slots = [jax.tree.leaves(h) for h in state.history]
     updates_a = [flat_updates[i] for i in active]
     groups = _group.plan(
-        params_a, labels_a, chunk_size,
+        params_a, labels_a,
         [(u, *(s[k] for s in slots)) for k, u in enumerate(updates_a)])
 
     count = optax.safe_increment(state.count)
@@ -554,8 +562,15 @@ def nowcast(
     # The record reads params + updates as the caller will apply them, the
     # very expression XLA then computes once for both.
     final = [optax.apply_updates(p, u) for p, u in zip(params_a, us)]
-    slots = _history.write(
-        slots, jnp.where(plan.record & ~rollback, plan.slot, -1), final)
+    # One cond around the per-slot conds: a step that does not record then
+    # decides that once (on a GPU, a conditional's predicate goes to the
+    # host), at the price of passing every slot through its branches.
+    slots = jax.lax.cond(
+        plan.record & ~rollback,
+        lambda slots: _history.write(slots, plan.slot, final),
+        lambda slots: [list(s) for s in slots],
+        slots,
+    )
     slot_def = jax.tree.structure(state.history[0]) if num_slots else None
     new_state = NowcastState(
         count=count,

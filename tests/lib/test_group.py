@@ -75,7 +75,7 @@ class PlanTest(chex.TestCase):
 
   def test_one_device_joins_the_leaves_of_a_label_and_dtype(self):
     params, updates, slots, *_ = _inputs()
-    groups = _group.plan(params, LABELS, None,
+    groups = _group.plan(params, LABELS,
                          [(u, *(s[k] for s in slots))
                           for k, u in enumerate(updates)])
     # The two float32 biases are one group; the bf16 and complex dense
@@ -89,11 +89,10 @@ class PlanTest(chex.TestCase):
 
   def test_a_group_stops_at_the_cap(self):
     leaves = [jnp.zeros((100,)) for _ in range(10)]
-    groups = _group.plan(leaves, ['bias'] * 10, chunk_size=250)
+    groups = _group.plan(leaves, ['bias'] * 10, max_elements=250)
     self.assertEqual([g.members for g in groups],
                      [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9)])
-    # Without chunk_size, the cap is at least MIN_GROUP_ELEMENTS: one group.
-    (group,) = _group.plan(leaves, ['bias'] * 10)
+    (group,) = _group.plan(leaves, ['bias'] * 10)  # the default: 2**26
     self.assertEqual(group.members, tuple(range(10)))
     self.assertEqual(group.how, 'concat')
 
@@ -141,7 +140,7 @@ class ForecastGroupsTest(parameterized.TestCase):
                target):
     @jax.jit
     def run(params, updates, slots, window_slots, times, target, live):
-      groups = _group.plan(params, LABELS, None,
+      groups = _group.plan(params, LABELS,
                            [(u, *(s[k] for s in slots))
                             for k, u in enumerate(updates)])
       assert any(len(g.members) > 1 for g in groups)

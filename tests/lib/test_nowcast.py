@@ -540,6 +540,9 @@ def test_default_labels_name_norm_scales_and_embeddings():
       'LayerNorm_0': {'scale': jnp.zeros(5), 'bias': jnp.zeros(5)},
       'Embed_0': {'embedding': jnp.zeros((10, 4))},
       'Dense_0': {'kernel': jnp.zeros((4, 5))},
+      'MultiHeadDotProductAttention_0': {'query': {'kernel': jnp.zeros(
+          (4, 2, 2))}},
+      'Conv_0': {'kernel': jnp.zeros((3, 3, 1, 2))},
   }
   tx = onc.nowcast(label_probe(), record_every=1, jump_every=2,
                    last_jump_step=JUMP_TO_THE_END)
@@ -547,7 +550,9 @@ def test_default_labels_name_norm_scales_and_embeddings():
   got = jax.tree.map(lambda v: float(v.reshape(-1)[0]), out[-1])
   assert got == {'LayerNorm_0': {'scale': 6.0, 'bias': 3.0},
                  'Embed_0': {'embedding': 7.0},
-                 'Dense_0': {'kernel': 2.0}}
+                 'Dense_0': {'kernel': 2.0},
+                 'MultiHeadDotProductAttention_0': {'query': {'kernel': 2.0}},
+                 'Conv_0': {'kernel': 1.0}}
   assert onc.default_label(jnp.zeros(5)) == 'bias'  # no path: the rank
 
 
