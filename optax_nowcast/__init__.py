@@ -14,7 +14,6 @@ from optax_nowcast import guards
 from optax_nowcast import schedules
 from optax_nowcast._check import check_state
 from optax_nowcast._labels import default_label
-from optax_nowcast._nowcast import DEFAULT_CHUNK_SIZE
 from optax_nowcast._nowcast import nowcast
 from optax_nowcast._nowcast import NowcastState
 from optax_nowcast._select import DEFAULT_SELECT
@@ -22,7 +21,6 @@ from optax_nowcast._select import DEFAULT_SELECT
 __version__ = '0.2.0'
 
 __all__ = (
-    'DEFAULT_CHUNK_SIZE',
     'DEFAULT_SELECT',
     'NowcastState',
     'check_state',

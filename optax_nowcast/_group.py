@@ -21,12 +21,12 @@ on where they live, which JAX states while tracing
   is compiled once per leaf, as no data may move).
 
 A group holds at most ``max(largest leaf, 2**26)`` elements, which bounds
-the float32 copies a jump joins. The forecaster runs over a group in chunks
-of ``chunk_size`` elements (``lax.map``), one chunk's intermediates alive at
-a time, so a jump's peak memory is a few float32 copies of the params plus
-one chunk's intermediates, however large the model. The chunks never cut
-through a sharded axis: a flattened group is cut anywhere; a stacked group
-of explicitly sharded leaves along its largest unsharded axis.
+the float32 copies a jump joins. With ``nowcast``'s ``chunk_size`` the
+forecaster runs over a group in chunks (``lax.map``), one chunk's
+intermediates alive at a time. The chunks never cut through a sharded axis:
+a flattened group is cut anywhere; a stacked group of explicitly sharded
+leaves along its largest unsharded axis; leaves whose sharding is unknown
+are not chunked.
 """
 
 from __future__ import annotations

@@ -23,10 +23,6 @@ from optax_nowcast import guards as guards_lib
 from optax_nowcast import schedules as schedules_lib
 from optax_nowcast.forecasters._base import Forecaster
 
-#: ``nowcast``'s default ``chunk_size``: the forecaster runs over at most this
-#: many weights at a time, so that a jump's extra memory stays bounded.
-DEFAULT_CHUNK_SIZE = 1 << 16
-
 Schedule = Union[
     schedules_lib.PeriodicSchedule, schedules_lib.IntrospectionSchedule
 ]
@@ -366,13 +362,12 @@ def nowcast(
       memory. Default: each param's own dtype. Forecasts are computed in
       float32 either way. With a guard, the last slot keeps the params'
       dtype (see ``guard``).
-    chunk_size: The forecaster runs over at most this many weights at a
-      time (``lax.map`` over chunks), which bounds a jump's extra memory to
-      a few float32 copies of the params plus one chunk's intermediates
-      (``None``: :data:`DEFAULT_CHUNK_SIZE`, 65,536; a learned
-      forecaster's intermediates take ~3 KB per weight). A larger value
-      runs faster on an accelerator with memory to spare. On explicit mesh
-      axes the
+    chunk_size: If set, the forecaster runs over at most this many weights
+      at a time (``lax.map`` over chunks), which bounds a jump's extra
+      memory to a few float32 copies of the params plus one chunk's
+      intermediates (a learned forecaster's take ~3 KB per weight:
+      ``results/jump_memory.md``). It costs time on every step, not only on
+      jumps (``results/step_overhead_large.md``). On explicit mesh axes the
       chunks run along unsharded axes, so no shard leaves its device; on
       auto mesh axes (a leaf's sharding unknown while tracing) leaves are
       never chunked.
@@ -451,8 +446,8 @@ def nowcast(
   schedule = _make_schedule(forecaster, schedule, record_every, jump_every,
                             horizon, first_jump_step, last_jump_step)
   guard = _make_guard(guard, guard_steps, guard_tolerance, schedule)
-  chunk_size = (DEFAULT_CHUNK_SIZE if chunk_size is None else
-                _validation.positive_int('chunk_size', chunk_size))
+  if chunk_size is not None:
+    chunk_size = _validation.positive_int('chunk_size', chunk_size)
   history_dtype = _history_dtype(history_dtype)
   step_sizes = _select.check_step_sizes(select)
   num_slots = schedule.num_slots
