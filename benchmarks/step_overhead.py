@@ -225,7 +225,8 @@ def bench_model(name, model, args):
     end = {} if checked else {'last_jump_step': 2**31 - 1}
     return optax.chain(optax.adam(1e-3), onc.nowcast(
         forecaster, record_every=args.record_every, jump_every=args.window,
-        history_dtype=history_dtype, guard_steps=guard_steps, **end))
+        history_dtype=history_dtype, guard_steps=guard_steps,
+        chunk_size=args.chunk_size, **end))
 
   runs = {
       'adam': optax.adam(1e-3),
@@ -281,7 +282,7 @@ def bench_model(name, model, args):
         f' leaves, batch {args.batch},'
         f' record_every={args.record_every}, window={args.window},'
         f' jump_every={args.window}, history_dtype={args.history_dtype},'
-        f' guard_steps={args.guard_steps},'
+        f' guard_steps={args.guard_steps}, chunk_size={args.chunk_size},'
         f' donate={args.donate}')
   extra = [k for k in ('guard', 'checked', 'before') if k in runs]
   head = {'guard': ' adam+nowcast+guard ms | guard ratio |',
@@ -321,6 +322,8 @@ def main():
   parser.add_argument('--donate', default='both', choices=sorted(DONATE),
                       help='which arguments of the jitted step to donate')
   parser.add_argument('--models', default='mlp,cnn')
+  parser.add_argument('--chunk-size', type=int, default=None,
+                      help="nowcast's chunk_size (default: none)")
   parser.add_argument('--guard-steps', type=int, default=0,
                       help='also time nowcast with this guard_steps (0: no'
                       ' guarded run)')
