@@ -353,8 +353,9 @@ def nowcast(
       callable returning one, as in ``optax.partition``. Default
       (:func:`~optax_nowcast.default_label`): ``'norm'`` for a normalisation
       scale, ``'embedding'`` for an embedding table and ``'dense'`` for an
-      attention projection's kernel (by the param's name), else ``'conv'`` for rank >= 3, ``'dense'`` for rank 2,
-      ``'bias'`` for rank 1, ``'scalar'`` for rank 0.
+      attention projection's kernel (by the param's name), else ``'conv'``
+      for rank >= 3, ``'dense'`` for rank 2, ``'bias'`` for rank 1,
+      ``'scalar'`` for rank 0.
     mask: A params-shaped tree of bools, or a callable returning one, as in
       ``optax.masked``: ``True`` leaves are nowcast, ``False`` leaves are never
       recorded nor jumped (their history is ``optax.MaskedNode``).
@@ -535,10 +536,8 @@ def nowcast(
       scale = jnp.asarray((0.0,) + step_sizes, jnp.float32)[choice]
       return moved(scale), kept, nonfinite, choice
 
-    def roll_back(carry):
+    def roll_back(carry):  # only with a guard (see run_once_if below)
       us, kept, nonfinite, choice = carry
-      if not guard:  # never taken: rollback is False
-        return carry
       us = [_jump.rollback_update(p, h, u)
             for p, h, u in zip(params_a, kept, us)]
       return us, kept, nonfinite, choice
