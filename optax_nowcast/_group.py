@@ -201,11 +201,14 @@ class Forecast(NamedTuple):
     starts: Per leaf, its start in its group's joined array (an int32 scalar
       computed at run time), or ``None`` for a leaf alone in its group.
     nonfinite: The number of scalars whose forecast was not finite.
+    factors: Per leaf, the factor its part of ``deltas`` is multiplied by
+      (the forecaster's ``leaf_scale``), or ``None`` for ``1``.
   """
 
   deltas: list[jax.Array]
   starts: list[Optional[jax.Array]]
   nonfinite: jax.Array
+  factors: list[Optional[jax.Array]]
 
 
 def forecast_groups(
@@ -224,7 +227,10 @@ def forecast_groups(
 
   Each group's would-be params :math:`p_n = p + u` and history slots are
   joined first, so that gathering the window and forecasting cost a few
-  operations per group, not per leaf.
+  operations per group, not per leaf. A forecaster with ``leaf_scale`` sees
+  each member scaled by its own window's ``(shift, scale)`` (computed per
+  member before joining), and its deltas are scaled back per member
+  (``Forecast.factors``).
 
   The joined displacements and the members' starts then pass through a
   ``lax.cond`` on ``live``, a traced bool that is always ``True`` at run
@@ -252,12 +258,29 @@ def forecast_groups(
     A :class:`Forecast`.
   """
   deltas, nonfinite = [], jnp.zeros([], jnp.int32)
+  factors: list[Optional[jax.Array]] = [None] * len(params)
   for group in groups:
     members = group.members
-    # p_n = p + u on the joined arrays: one kernel per group, not per leaf.
-    newest = optax.apply_updates(join(group, [params[k] for k in members]),
-                                 join(group, [updates[k] for k in members]))
-    history = [join(group, [slot[k] for k in members]) for slot in slots]
+    if forecaster.leaf_scale is None:
+      # p_n = p + u on the joined arrays: one kernel per group, not per leaf.
+      newest = optax.apply_updates(
+          join(group, [params[k] for k in members]),
+          join(group, [updates[k] for k in members]))
+      history = [join(group, [slot[k] for k in members]) for slot in slots]
+    else:
+      # Each member scaled by its own window's statistics before joining;
+      # the deltas come back in those units, scaled back per member.
+      newest, history = [], [[] for _ in slots]
+      for k in members:
+        p_n = optax.apply_updates(params[k], updates[k])
+        older = [_history.gather([slot[k] for slot in slots], index)
+                 for index in window_slots]
+        shift, factors[k] = _jump.leaf_scale(forecaster, p_n, older)
+        newest.append(_jump.scaled(p_n, shift, factors[k]))
+        for entries, slot in zip(history, slots):
+          entries.append(_jump.scaled(slot[k], shift, factors[k]))
+      newest = join(group, newest)
+      history = [join(group, entries) for entries in history]
     # Each join is materialised on its own: fused with its consumers (the
     # add above, the window's selects), a join of n members becomes one
     # kernel with n inputs per consumer, which XLA compiles very slowly
@@ -276,7 +299,7 @@ def forecast_groups(
       (deltas, known))
   opaque = iter(known)
   starts = [None if v is None else next(opaque) for v in values]
-  return Forecast(deltas, starts, nonfinite)
+  return Forecast(deltas, starts, nonfinite, factors)
 
 
 def moved_updates(groups: Sequence[Group], forecast: Forecast,
@@ -289,5 +312,7 @@ def moved_updates(groups: Sequence[Group], forecast: Forecast,
     shapes = [tuple(jnp.shape(updates[k])) for k in members]
     parts = split(group, delta, shapes, [forecast.starts[k] for k in members])
     for k, d in zip(members, parts):
+      if forecast.factors[k] is not None:
+        d = d * forecast.factors[k]
       out[k] = _jump.apply_delta(updates[k], d, scale)
   return out

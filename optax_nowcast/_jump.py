@@ -135,6 +135,37 @@ def forecast_delta(
   return delta, jnp.sum(~finite, dtype=jnp.int32)
 
 
+def leaf_scale(forecaster: Forecaster, newest: jax.Array,
+               older: Sequence[jax.Array]) -> tuple[jax.Array, jax.Array]:
+  """The forecaster's ``(shift, scale)`` of one leaf's whole window.
+
+  Computed in float32 (complex64 for a complex leaf) from the ``W - 1``
+  older entries and the newest, by ``forecaster.leaf_scale``. A shift that
+  is not finite becomes ``0``, a scale that is not finite and positive
+  ``1``.
+  """
+  compute = _compute_dtype(newest)
+  window = jnp.stack([e.astype(compute) for e in older]
+                     + [newest.astype(compute)])
+  shift, scale = forecaster.leaf_scale(window)
+  shift = jnp.asarray(shift, compute)
+  scale = jnp.asarray(scale, jnp.float32)
+  # Never let the statistics spread a NaN over the leaf: the forecasts of
+  # the scalars whose own window is finite stay finite.
+  shift = jnp.where(jnp.isfinite(shift), shift, jnp.zeros_like(shift))
+  scale = jnp.where(jnp.isfinite(scale) & (scale > 0), scale, 1.0)
+  return shift, scale
+
+
+def scaled(x: jax.Array, shift: jax.Array, scale: jax.Array) -> jax.Array:
+  """``(x - shift) / scale`` in float32 (complex64 for a complex ``x``)."""
+  return (x.astype(_compute_dtype(x)) - shift) / scale
+
+
+def _compute_dtype(x: jax.Array):
+  return jnp.complex64 if jnp.iscomplexobj(x) else jnp.float32
+
+
 def apply_delta(update: jax.Array, delta: jax.Array,
                 scale: Optional[jax.Array] = None) -> jax.Array:
   """``update + scale * delta`` in ``update``'s dtype (no scale: ``1``).

@@ -4,8 +4,9 @@ A :class:`Forecaster` is data (its weights) plus a pure per-scalar function;
 :func:`optax_nowcast.nowcast` vmaps it over every weight on jump steps.
 
 - Curve fits: :func:`linear`, :func:`quadratic`, and :func:`last` (no jump).
-- Learned: :func:`wnn` (Jang et al., 2023) and :func:`introspection` (Sinha
-  et al., 2017), freshly initialised or from given weights; :func:`load`
+- Learned: :func:`wnn` (Jang et al., 2023), :func:`introspection` (Sinha
+  et al., 2017) and :func:`multihorizon` (NiNo's per-scalar variant, Knyazev
+  et al., 2025; scaled per leaf, many horizons at once), freshly initialised or from given weights; :func:`load`
   returns the shipped pretrained ones, :func:`load_from` one saved with
   :func:`save`.
 
@@ -25,6 +26,7 @@ from optax_nowcast.forecasters._curve_fit import quadratic
 # Public name -> the module that defines it, imported on first access.
 _LAZY = {
     'wnn': '_wnn',
+    'multihorizon': '_multihorizon',
     'introspection': '_introspection',
     'load': '_io',
     'load_from': '_io',
@@ -39,6 +41,7 @@ __all__ = (
     'linear',
     'load',
     'load_from',
+    'multihorizon',
     'quadratic',
     'save',
     'wnn',

@@ -13,9 +13,11 @@ ForecastFn = Callable[
     [Any, jax.Array, jax.Array, jax.Array, str], jax.Array
 ]
 
+LeafScaleFn = Callable[[jax.Array], tuple[jax.Array, jax.Array]]
+
 
 class Forecaster(NamedTuple):
-  """A per-scalar weight forecaster: data (its weights) and a pure function.
+  r"""A per-scalar weight forecaster: data (its weights) and a pure function.
 
   ``apply(weights, values, times, target, label)`` maps the history of *one*
   scalar weight to its forecast:
@@ -31,7 +33,19 @@ class Forecaster(NamedTuple):
     user label); a forecaster may
     hold separate weights per label.
 
-  It returns the float32 forecast. A forecaster is deliberately not callable
+  It returns the float32 forecast.
+
+  A forecaster may also scale each leaf as a whole before its scalars are
+  forecast (as NiNo does): ``leaf_scale(window)`` maps the whole window of
+  one leaf, float32 ``(window, *leaf_shape)`` (complex64 for a complex
+  leaf), to a ``(shift, scale)`` pair of scalars (``shift`` complex for a
+  complex leaf, ``scale`` real and positive). :func:`optax_nowcast.nowcast`
+  computes it once per leaf per jump, passes ``apply`` each scalar's values
+  as :math:`(v - \text{shift}) / \text{scale}`, and reads the forecast
+  :math:`f` back as :math:`\text{shift} + \text{scale} \cdot f`: ``apply``
+  then works in the leaf's units, whatever its magnitude.
+
+  A forecaster is deliberately not callable
   (``optax.inject_hyperparams`` treats callables as schedules); call
   ``f.apply(f.weights, values, times, target, label)``. :func:`optax_nowcast.nowcast` vmaps it over
   every element of every leaf, so ``apply`` never sees more than one scalar.
@@ -45,6 +59,8 @@ class Forecaster(NamedTuple):
     horizon: The default forecast horizon in record intervals, or ``None`` if
       the forecaster fixes its own target (Introspection).
     name: A short name for reports.
+    leaf_scale: ``None`` (the default: ``apply`` sees the raw values), or
+      the per-leaf scaling described above.
   """
 
   apply: ForecastFn
@@ -52,3 +68,4 @@ class Forecaster(NamedTuple):
   window: int
   horizon: Optional[float]
   name: str
+  leaf_scale: Optional[LeafScaleFn] = None

@@ -6,10 +6,12 @@ in its docstring and checks it with chex, over every valid combination of
 
 - forecaster: ``last``, ``linear``, ``quadratic`` (curve fits, window 3 on
   the periodic schedule, 4 on the Introspection one), the shipped ``wnn``
-  (window 5) and the shipped ``introspection`` (window 4, no horizon of its
-  own);
+  (window 5), the shipped ``introspection`` (window 4, no horizon of its
+  own) and ``multihorizon`` (window 5, fixed random weights, scaled per
+  leaf);
 - schedule: periodic (``record_every``/``jump_every``) or Introspection
-  (``schedules.introspection([6, 10])``, window 4 only, so not ``wnn``);
+  (``schedules.introspection([6, 10])``, window 4 only, so not ``wnn`` nor
+  ``multihorizon``);
 - guard: ``guard_steps=None`` or ``guard_steps=2`` (periodic schedule only);
 - ``history_dtype``: ``None`` or ``jnp.bfloat16``;
 - jumps: blind (no ``value_fn``; the periodic schedule then needs an end,
@@ -56,6 +58,7 @@ PERIODIC = {
     'quadratic': (3, 2, 3),  # jumps at steps 6, 12
     'wnn': (5, 1, 6),  # jumps at steps 6, 12 (jump_every > window)
     'introspection': (4, 1, 4),  # jumps at steps 4, 8, 12
+    'multihorizon': (5, 1, 6),  # jumps at steps 6, 12
 }
 INTROSPECTION_JUMPS = (6, 10)  # inputs at 0, 2, 4, 6 and 0, 4, 7, 10
 GUARD_STEPS = 2
@@ -90,7 +93,7 @@ def _valid(case: Case) -> bool:
   if case.schedule == 'introspection':
     # The Introspection schedule has window 4 (WNN's is 5) and no room for a
     # guard (guards need the periodic schedule).
-    return (case.forecaster != 'wnn' and not case.guard
+    return (case.forecaster not in ('wnn', 'multihorizon') and not case.guard
             and not (case.checked and case.history_dtype))
   return not (case.checked and case.history_dtype)
 
@@ -100,8 +103,8 @@ ALL_CASES = tuple(
         tuple(PERIODIC), ('periodic', 'introspection'), (False, True),
         (None, 'bfloat16'), (False, True)))
     if _valid(case))
-# Blind: 5 * 2 * 2 periodic + 4 * 2 Introspection; checked: 5 * 2 + 4.
-assert len(ALL_CASES) == 42
+# Blind: 6 * 2 * 2 periodic + 4 * 2 Introspection; checked: 6 * 2 + 4.
+assert len(ALL_CASES) == 48
 CHECKED_CASES = tuple(c for c in ALL_CASES if c.checked)
 
 
@@ -135,6 +138,12 @@ def _forecaster(name: str, window: int) -> onc.forecasters.Forecaster:
     return onc.forecasters.linear(window=window, horizon=2)
   if name == 'quadratic':
     return onc.forecasters.quadratic(window=window, horizon=2)
+  if name == 'multihorizon':  # no checkpoint yet: fixed random weights
+    rng = np.random.default_rng(0)
+    fresh = onc.forecasters.multihorizon(key=jax.random.key(0), horizon=2)
+    return fresh._replace(weights=jax.tree.map(
+        lambda w: jnp.asarray(0.1 * rng.normal(size=w.shape), jnp.float32),
+        fresh.weights))
   forecaster = onc.forecasters.load(name)  # the shipped checkpoint
   assert forecaster.window == window, (name, forecaster.window)
   return forecaster
