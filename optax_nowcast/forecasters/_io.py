@@ -62,6 +62,10 @@ def _read_every_value(weights: pathlib.Path) -> None:
     store.read(key).result()
 
 
+#: The registered forecasters with a checkpoint in the wheel.
+SHIPPED = ('introspection', 'wnn')
+
+
 def shipped_root() -> pathlib.Path:
   """Where the shipped checkpoints are: package data, else the checkout."""
   try:
@@ -253,7 +257,10 @@ def load(name: str, **kwargs: Any) -> Forecaster:
     >>> tx = optax.chain(optax.adam(1e-3), onc.nowcast(
     ...     onc.forecasters.load('wnn'), record_every=100, jump_every=5))
   """
-  known = sorted(_registry.names())
+  known = sorted(SHIPPED)
   if name not in known:
-    raise ValueError(f'name must be one of {known}, got {name!r}')
+    raise ValueError(f'name must be one of {known}, got {name!r}'
+                     + (' (it has no shipped checkpoint yet; train one with'
+                        ' `optax-nowcast train-forecaster` and load it with'
+                        ' load_from)' if name in _registry.names() else ''))
   return load_from(shipped_root() / name, **kwargs)

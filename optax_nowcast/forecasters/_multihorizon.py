@@ -33,6 +33,7 @@ import numpy as np
 
 from optax_nowcast import _validation
 from optax_nowcast.forecasters import _nets
+from optax_nowcast.forecasters import _registry
 from optax_nowcast.forecasters._base import Forecaster
 from optax_nowcast.forecasters._base import LABELS
 
@@ -132,14 +133,29 @@ def init_weights(key: jax.Array, *, window: int = 5, width: int = 64,
   return weights
 
 
-def displacements(weights: Weights, values: jax.Array,
-                  label: str) -> jax.Array:
-  """The ``(..., K)`` predicted changes of scaled windows ``(..., W)``."""
+def _network(weights: Weights, values: jax.Array,
+             embedding: jax.Array) -> jax.Array:
   h = values @ weights['input']['kernel'] + weights['input']['bias']
-  h = jax.nn.silu(h + weights['embed'][label_index(label)])
+  h = jax.nn.silu(h + embedding)
   for layer in weights['hidden']:
     h = jax.nn.silu(h @ layer['kernel'] + layer['bias'])
   return h @ weights['output']['kernel'] + weights['output']['bias']
+
+
+def displacements(weights: Weights, values: jax.Array,
+                  label: str) -> jax.Array:
+  """The ``(..., K)`` predicted changes of scaled windows ``(..., W)``."""
+  return _network(weights, values, weights['embed'][label_index(label)])
+
+
+def displacements_by_row(weights: Weights, values: jax.Array,
+                         rows: jax.Array) -> jax.Array:
+  """As :func:`displacements` for windows ``(N, W)`` of many kinds at once.
+
+  ``rows (N,)`` are the embedding rows (:func:`label_index`) of each
+  window's leaf kind: meta-training mixes kinds in one batch.
+  """
+  return _network(weights, values, weights['embed'][rows])
 
 
 def at_horizon(changes: jax.Array, horizon: jax.Array) -> jax.Array:
@@ -223,7 +239,7 @@ def multihorizon(
   Args:
     weights: Trained weights (e.g. from :func:`init_weights` and
       meta-training); ``None`` draws fresh ones from ``key``.
-    key: The PRNG key for fresh weights.
+    key: The PRNG key for fresh weights (default ``jax.random.key(0)``).
     window: Values per scalar (fresh weights only; else read from weights).
     width: Hidden units (fresh weights only).
     depth: Hidden layers (fresh weights only).
@@ -247,11 +263,8 @@ def multihorizon(
     Nowcasting Networks <https://arxiv.org/abs/2409.04434>`_, ICLR 2025.
   """
   if weights is None:
-    if key is None:
-      raise ValueError(
-          'multihorizon needs trained weights or a key for fresh ones, e.g.'
-          ' multihorizon(key=jax.random.key(0))')
-    weights = init_weights(key, window=window, width=width, depth=depth,
+    weights = init_weights(jax.random.key(0) if key is None else key,
+                           window=window, width=width, depth=depth,
                            horizons=horizons)
   window, _, _, horizons = _check_weights(weights)
   if (isinstance(horizon, bool) or not isinstance(horizon, (int, float))
@@ -263,3 +276,18 @@ def multihorizon(
                     horizon=float(horizon), name='multihorizon',
                     leaf_scale=leaf_scale)
 
+
+
+LEARNED = _registry.Learned(
+    name='multihorizon',
+    make=multihorizon,
+    init_weights=init_weights,
+    apply_batch=None,
+    loss=None,
+    penalty=None,
+    labels=None,
+    periodic=True,
+    window_times=None,
+    cut_samples=None,
+    trainer='optax_nowcast.lab.meta.horizons',
+)

@@ -27,6 +27,7 @@ from optax_nowcast.forecasters._base import Forecaster
 MODULES = {
     'wnn': 'optax_nowcast.forecasters._wnn',
     'introspection': 'optax_nowcast.forecasters._introspection',
+    'multihorizon': 'optax_nowcast.forecasters._multihorizon',
 }
 
 
@@ -56,18 +57,27 @@ class Learned(NamedTuple):
       targets)``: ``count`` samples from ``flat``, the ``(snapshots,
       scalars)`` trajectory of one label kind of one run (snapshots evenly
       spaced), or ``None`` when the run is too short.
+    trainer: ``None`` for a forecaster meta-trained from single-target
+      samples by the fields above (``optax_nowcast.lab.meta.train``);
+      else the lab module that meta-trains it its own way (its
+      ``train_forecaster`` function), and the sample fields above may be
+      ``None``: e.g. ``multihorizon``, whose samples are scaled per leaf and
+      carry every horizon.
   """
 
   name: str
   make: Callable[..., Forecaster]
   init_weights: Callable[[jax.Array], Any]
-  apply_batch: Callable[[Any, jax.Array, str], jax.Array]
-  loss: Callable[[Any, jax.Array, jax.Array, str], jax.Array]
-  penalty: Callable[[Any], jax.Array]
+  apply_batch: Optional[Callable[[Any, jax.Array, str], jax.Array]]
+  loss: Optional[Callable[[Any, jax.Array, jax.Array, str], jax.Array]]
+  penalty: Optional[Callable[[Any], jax.Array]]
   labels: Optional[tuple[str, ...]]
   periodic: bool
-  window_times: Callable[[Optional[float]], tuple[np.ndarray, float]]
-  cut_samples: Callable[..., Optional[tuple[np.ndarray, np.ndarray]]]
+  window_times: Optional[Callable[[Optional[float]],
+                                  tuple[np.ndarray, float]]]
+  cut_samples: Optional[
+      Callable[..., Optional[tuple[np.ndarray, np.ndarray]]]]
+  trainer: Optional[str] = None
 
 
 def names() -> tuple[str, ...]:

@@ -77,6 +77,22 @@ def _train_forecaster(args: argparse.Namespace) -> int:
   from optax_nowcast.lab.meta import train  # pylint: disable=g-import-not-at-top
 
   holdout = [t.strip() for t in args.holdout.split(',') if t.strip()]
+  trainer = registry.get(args.kind).trainer
+  if trainer is not None:  # a forecaster with its own meta-training
+    module = importlib.import_module(trainer)
+    config = module.FitConfig(steps=args.steps, batch_size=args.batch_size,
+                              learning_rate=args.learning_rate,
+                              seed=args.seed)
+    manifest = module.train_forecaster(
+        args.trajectories, args.out, holdout=holdout, config=config,
+        horizon=args.horizon, per_leaf=args.per_label,
+        progress=not args.no_progress,
+        command='optax-nowcast ' + ' '.join(sys.argv[1:]))
+    print(f'saved {args.kind} to {args.out} ({manifest["train_seconds"]} s);'
+          ' validation L1 per horizon on held-out tasks, in leaf standard'
+          ' deviations:')
+    print(module.format_validation(manifest['validation_l1_per_horizon']))
+    return 0
   config = train.TrainConfig(steps=args.steps, batch_size=args.batch_size,
                              learning_rate=args.learning_rate,
                              decay_every=max(1, args.steps // 4),
@@ -237,7 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help='horizon in records (forecasters made for the'
                    ' periodic schedule, e.g. wnn)')
   fit.add_argument('--per-label', type=_positive_int, default=20_000,
-                   help='samples per label kind, run and record interval')
+                   help='samples per label kind, run and record interval'
+                   ' (multihorizon: per leaf, run and record interval)')
   fit.add_argument('--seed', type=int, default=0,
                    help='seed of the samples and the initial weights')
   fit.add_argument('--no-progress', action='store_true',

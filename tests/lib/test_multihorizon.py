@@ -10,6 +10,7 @@ integer horizons, linear in between, no change at 0).
 
 from __future__ import annotations
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -223,9 +224,12 @@ class LeafScaleTest(parameterized.TestCase):
 
 class BadInputTest(parameterized.TestCase):
 
-  def test_needs_weights_or_a_key(self):
-    with self.assertRaisesRegex(ValueError, 'key'):
-      onc.forecasters.multihorizon()
+  def test_fresh_weights_come_from_key_0_by_default(self):
+    chex.assert_trees_all_equal(
+        onc.forecasters.multihorizon().weights,
+        onc.forecasters.multihorizon(key=jax.random.key(0)).weights)
+    with self.assertRaisesRegex(ValueError, 'key must be a single JAX'):
+      onc.forecasters.multihorizon(key=3)
 
   @parameterized.parameters(0.0, -1.0, 41.0, True, '5')
   def test_the_default_horizon_must_be_in_range(self, horizon):
