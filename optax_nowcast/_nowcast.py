@@ -293,7 +293,10 @@ def nowcast(
   evaluates it at :math:`p_n` and at :math:`p_n + s (\hat p - p_n)` for each
   step size :math:`s` in ``select``, and moves to the least loss; it stays
   at :math:`p_n` unless that loss is finite and strictly lower than at
-  :math:`p_n`. ``value_fn`` runs only on jump steps (``1 + len(select)``
+  :math:`p_n`. A multi-horizon forecaster (``forecaster.horizons`` set, e.g.
+  ``forecasters.multihorizon``) is tried at other *horizons* instead: the
+  candidates are its forecasts at :math:`s` times the scheduled horizon.
+  ``value_fn`` runs only on jump steps (``1 + len(select)``
   times, one candidate alive at a time), and ``NowcastState.selected``
   counts the winners. Such a jump never raises the loss it is given above
   not jumping, so training may end on any step and jumps cannot drive an
@@ -388,7 +391,8 @@ def nowcast(
       tolerates (>= 0).
     select: The step sizes a checked jump tries along ``forecast - p_n``
       (positive, distinct; default :data:`DEFAULT_SELECT`, ``(0.25, 0.5,
-      1.0, 2.0)``), used when ``update`` gets ``value_fn``. ``None``: never
+      1.0, 2.0)``), used when ``update`` gets ``value_fn`` (for a
+      multi-horizon forecaster: multiples of the horizon). ``None``: never
       check, ignore ``value_fn`` (e.g. when it is meant for another
       transformation of the chain).
 
@@ -522,8 +526,17 @@ def nowcast(
         return (_group.moved_updates(groups, forecast, us), kept,
                 nonfinite, jnp.zeros([], jnp.int32))
 
-      def moved(scale):
-        return _group.moved_updates(groups, forecast, us, scale)
+      if forecaster.horizons is None:
+        def moved(scale):
+          return _group.moved_updates(groups, forecast, us, scale)
+      else:  # a multi-horizon forecaster: the candidates are horizons
+        def moved(scale):
+          at = _group.forecast_groups(
+              forecaster, groups, params_a, us, slots, plan.window_slots,
+              plan.times, plan.target * scale, count > 0, chunk_size)
+          # Scale 0 is p_n exactly, not a forecast of horizon 0.
+          return _group.moved_updates(groups, at, us,
+                                      (scale > 0).astype(jnp.float32))
 
       def candidate(scale):
         flat = list(flat_updates)

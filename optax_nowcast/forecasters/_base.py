@@ -61,6 +61,11 @@ class Forecaster(NamedTuple):
     name: A short name for reports.
     leaf_scale: ``None`` (the default: ``apply`` sees the raw values), or
       the per-leaf scaling described above.
+    horizons: ``None`` for a forecaster of one horizon at a time; else the
+      number ``K`` of record intervals it forecasts at once (any target up
+      to ``K`` intervals costs the same): a loss-checked jump of
+      :func:`optax_nowcast.nowcast` then tries other *horizons* rather
+      than other step sizes along one forecast.
   """
 
   apply: ForecastFn
@@ -69,3 +74,4 @@ class Forecaster(NamedTuple):
   horizon: Optional[float]
   name: str
   leaf_scale: Optional[LeafScaleFn] = None
+  horizons: Optional[int] = None

@@ -274,7 +274,7 @@ def multihorizon(
         f' {horizon!r}')
   return Forecaster(apply=_apply, weights=weights, window=window,
                     horizon=float(horizon), name='multihorizon',
-                    leaf_scale=leaf_scale)
+                    leaf_scale=leaf_scale, horizons=int(horizons))
 
 
 

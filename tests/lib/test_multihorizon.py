@@ -222,6 +222,49 @@ class LeafScaleTest(parameterized.TestCase):
                         for x in jax.tree.leaves(params)))
 
 
+class CheckedJumpTest(parameterized.TestCase):
+
+  @parameterized.parameters((1.6, 1), (2.0, 2), (3.0, 3), (30.0, 4))
+  def test_a_checked_jump_tries_horizons_and_keeps_the_best(self, goal,
+                                                           expect):
+    # The forecaster moves every scalar by k leaf spreads at horizon k: the
+    # candidate horizons s * 2 for s in select = (0.5, 1, 2, 4) land at
+    # p_n + (1, 2, 4, 8) spreads, p_n = 1 and the spread 0.49: at 1.49,
+    # 1.98, 2.96 and 4.92. The loss is |p - goal|.
+    weights = mh.init_weights(jax.random.key(0))
+    weights['output']['bias'] = jnp.arange(1.0, 41.0)
+    f = onc.forecasters.multihorizon(weights, horizon=2)
+    self.assertEqual(f.horizons, 40)
+    select = (0.5, 1.0, 2.0, 4.0)
+    tx = onc.nowcast(f, record_every=1, jump_every=5, select=select)
+    params = jnp.zeros(3)
+    state = tx.init(params)
+    loss = lambda p: jnp.sum(jnp.abs(p - goal))
+    for step in range(5):  # window 1, 0, 1, 0, 1 (spread 0.49)
+      updates = jnp.full(3, 1.0 if step % 2 == 0 else -1.0)
+      u, state = tx.update(updates, state, params, value_fn=loss)
+      params = optax.apply_updates(params, u)
+    self.assertEqual(int(state.jumps), 1)
+    self.assertEqual(int(jnp.argmax(state.selected)), expect)
+    spread = float(mh.leaf_scale(jnp.array([0.0, 1.0, 0.0, 1.0, 1.0]))[1])
+    moved = 2 * select[expect - 1] * spread
+    np.testing.assert_allclose(params, 1.0 + moved, rtol=1e-5)
+
+  def test_no_candidate_better_stays_exactly_at_p_n(self):
+    weights = mh.init_weights(jax.random.key(0))
+    weights['output']['bias'] = jnp.arange(1.0, 41.0)
+    f = onc.forecasters.multihorizon(weights, horizon=2)
+    tx = onc.nowcast(f, record_every=1, jump_every=5)
+    params = jnp.array([0.3, -0.2])
+    state = tx.init(params)
+    loss = lambda p: jnp.sum((p - 1.0) ** 2)  # any move up is worse
+    for _ in range(5):
+      u, state = tx.update(jnp.full(2, 0.25), state, params, value_fn=loss)
+      params = optax.apply_updates(params, u)
+    self.assertEqual(state.selected.tolist(), [1, 0, 0, 0, 0])
+    np.testing.assert_array_equal(params, jnp.array([1.55, 1.05]))
+
+
 class BadInputTest(parameterized.TestCase):
 
   def test_fresh_weights_come_from_key_0_by_default(self):
