@@ -218,7 +218,12 @@ def bench_model(name, model, args):
   x, y = make_batch(name, args.batch)
   params = model.init(jax.random.key(0), x)['params']
   n_params = sum(p.size for p in jax.tree.leaves(params))
-  forecaster = onc.forecasters.linear(window=args.window, horizon=5)
+  if args.forecaster == 'linear':
+    forecaster = onc.forecasters.linear(window=args.window, horizon=5)
+  elif args.forecaster == 'wnn':
+    forecaster = onc.forecasters.load('wnn')
+  else:
+    forecaster = onc.forecasters.multihorizon()
   history_dtype = None if args.history_dtype == 'none' else args.history_dtype
   def with_nowcast(guard_steps, checked=False):
     # Blind jumps (no value_fn) need an end: one past any run here.
@@ -281,7 +286,8 @@ def bench_model(name, model, args):
   print(f'\n## {name}: {n_params:,} params in {len(jax.tree.leaves(params))}'
         f' leaves, batch {args.batch},'
         f' record_every={args.record_every}, window={args.window},'
-        f' jump_every={args.window}, history_dtype={args.history_dtype},'
+        f' jump_every={args.window}, forecaster={args.forecaster},'
+        f' history_dtype={args.history_dtype},'
         f' guard_steps={args.guard_steps}, chunk_size={args.chunk_size},'
         f' donate={args.donate}')
   extra = [k for k in ('guard', 'checked', 'before') if k in runs]
@@ -322,6 +328,9 @@ def main():
   parser.add_argument('--donate', default='both', choices=sorted(DONATE),
                       help='which arguments of the jitted step to donate')
   parser.add_argument('--models', default='mlp,cnn')
+  parser.add_argument('--forecaster', default='linear',
+                      choices=('linear', 'wnn', 'multihorizon'),
+                      help='wnn and multihorizon need --window 5')
   parser.add_argument('--chunk-size', type=int, default=None,
                       help="nowcast's chunk_size (default: none)")
   parser.add_argument('--guard-steps', type=int, default=0,
