@@ -66,9 +66,20 @@ def _collect(args: argparse.Namespace) -> int:
   from optax_nowcast.lab.meta import zoo  # pylint: disable=g-import-not-at-top
 
   specs = zoo.runs(args.zoo)
-  dirs = trajectories.collect(specs, args.out, args.snapshot_every,
-                              progress=not args.no_progress)
-  print(f'{len(dirs)} trajectories under {args.out}')
+  try:
+    dirs = trajectories.collect(specs, args.out, args.snapshot_every,
+                                max_per_leaf=args.max_per_leaf,
+                                progress=not args.no_progress,
+                                worker=args.worker)
+  except KeyboardInterrupt:
+    print(f'\ninterrupted: the finished runs are kept under {args.out}; run'
+          ' the same command again to resume', file=sys.stderr)
+    return 130
+  share = '' if args.worker is None else (
+      f' (worker {args.worker[0]}/{args.worker[1]}: its share of'
+      f' {len(specs)} runs)')
+  print(f'{len(dirs)} trajectories under {args.out}{share}; validate on'
+        f' --holdout {",".join(zoo.HOLDOUT[args.zoo])}')
   return 0
 
 
@@ -85,7 +96,7 @@ def _train_forecaster(args: argparse.Namespace) -> int:
                               seed=args.seed)
     manifest = module.train_forecaster(
         args.trajectories, args.out, holdout=holdout, config=config,
-        horizon=args.horizon, per_leaf=args.per_label,
+        horizon=args.horizon, per_kind=args.per_label,
         progress=not args.no_progress,
         command='optax-nowcast ' + ' '.join(sys.argv[1:]))
     print(f'saved {args.kind} to {args.out} ({manifest["train_seconds"]} s);'
@@ -212,16 +223,34 @@ def build_parser() -> argparse.ArgumentParser:
       'collect', help='Record weight trajectories of the meta-training zoo.',
       description=(
           'Trains every run of a zoo configuration and writes snapshots of all'
-          ' params every --snapshot-every steps plus the test-accuracy curve'
-          ' under --out (one directory per run). Finished runs are skipped,'
-          ' so an interrupted collection resumes where it stopped.'))
-  collect.add_argument('--zoo', choices=('tiny', 'full'), default='full',
+          ' params plus the metric curve under --out (one directory per run;'
+          ' format in optax_nowcast/lab/meta/trajectories.py). Finished runs'
+          ' are skipped, so an interrupted collection resumes where it'
+          ' stopped: run the same command again. --worker K/N records only'
+          ' the K-th of N shares, so N processes (one per core) can fill'
+          ' the same --out. The corpus (360 runs, about 450 MB) is'
+          ' estimated at 1-1.5 hours in one process on the 2-core'
+          ' development CPU, from full-length groups of each run family'
+          ' timed while other jobs loaded the machine.'))
+  collect.add_argument('--zoo', choices=('tiny', 'full', 'corpus'),
+                       default='full',
                        help='tiny: a few runs on the embedded digits (CI);'
-                       ' full: the runs the shipped forecasters saw')
+                       ' full: the runs the shipped forecasters saw;'
+                       ' corpus: the meta-training corpus of'
+                       ' optax_nowcast/lab/meta/zoo.py')
   collect.add_argument('--out', required=True, type=_out_dir,
                        help='trajectory directory')
   collect.add_argument('--snapshot-every', type=_positive_int, default=20,
-                       help='steps between snapshots of all params')
+                       help='steps between snapshots of all params, for runs'
+                       ' whose zoo sets none (tiny, full; the corpus snapshots'
+                       ' every 10-15 steps)')
+  collect.add_argument('--max-per-leaf', type=_positive_int, default=2048,
+                       help='scalars kept per param leaf, for runs whose zoo'
+                       ' sets none (the corpus keeps 256)')
+  collect.add_argument('--worker', type=_worker, default=None, metavar='K/N',
+                       help='record only the K-th of N shares of the runs'
+                       ' (K = 0 .. N-1; a group of runs trained at once is'
+                       ' never split): start N processes on the same --out')
   collect.add_argument('--no-progress', action='store_true',
                        help='hide the progress bar')
   collect.set_defaults(func=_collect)
@@ -254,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
                    ' periodic schedule, e.g. wnn)')
   fit.add_argument('--per-label', type=_positive_int, default=20_000,
                    help='samples per label kind, run and record interval'
-                   ' (multihorizon: per leaf, run and record interval)')
+                   ' (multihorizon: per leaf kind, run and spacing)')
   fit.add_argument('--seed', type=int, default=0,
                    help='seed of the samples and the initial weights')
   fit.add_argument('--no-progress', action='store_true',

@@ -1,8 +1,10 @@
-"""Offline dataset loaders: digits, MNIST, Fashion-MNIST and Tiny Shakespeare.
+"""Offline dataset loaders: digits, MNIST, Fashion-MNIST, Tiny Shakespeare, and
+the Python standard library's source as a character corpus.
 
 Nothing here touches the network. scikit-learn's 8x8 digits ship inside the
-package; the other datasets are read from a data directory holding the
-publishers' original files::
+package, and the standard library's ``.py`` files come with every Python; the
+other datasets are read from a data directory holding the publishers'
+original files::
 
   <data_dir>/
     mnist/            train-images-idx3-ubyte.gz  train-labels-idx1-ubyte.gz
@@ -28,6 +30,7 @@ import gzip
 import numbers
 import os
 import pathlib
+import sysconfig
 import zlib
 from typing import Iterator, NoReturn, Optional, Union
 
@@ -40,7 +43,13 @@ PathLike = Union[str, os.PathLike]
 
 DATA_DIR_ENV = 'OPTAX_NOWCAST_DATA'
 
-DATASETS = ('digits', 'mnist', 'fashion_mnist', 'shakespeare')
+DATASETS = ('digits', 'mnist', 'fashion_mnist', 'shakespeare', 'pystdlib')
+
+#: The fixed vocabulary of :func:`load_pystdlib`: newline and printable ASCII.
+PYSTDLIB_VOCAB = '\n' + ''.join(chr(c) for c in range(32, 127))
+
+#: Characters :func:`load_pystdlib` keeps by default (about 2 MB of text).
+PYSTDLIB_MAX_CHARS = 2_000_000
 
 _SPLIT_FILES = {
     'train': ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz'),
@@ -451,6 +460,63 @@ def load_shakespeare(
   )
 
 
+def load_pystdlib(
+    path: Optional[PathLike] = None, *, max_chars: int = PYSTDLIB_MAX_CHARS
+) -> CharCorpus:
+  """The Python standard library's own source as a character corpus.
+
+  A text every machine has, different from Tiny Shakespeare: the top-level
+  ``*.py`` files of the standard library directory (no subdirectories),
+  sorted by file name, each with tabs expanded to 4 spaces and every
+  character outside :data:`PYSTDLIB_VOCAB` (newline and printable ASCII)
+  dropped, concatenated with a blank line between files, and cut after
+  ``max_chars`` characters. The text, and so every run trained on it,
+  depends only on the Python version (the stdlib of CPython 3.11.7 gives
+  the same corpus on every machine).
+
+  Args:
+    path: the directory to read (default: ``sysconfig.get_paths()
+      ['stdlib']`` of the running interpreter, a virtual environment's base
+      Python included).
+    max_chars: characters kept, a positive int.
+
+  Returns:
+    A :class:`CharCorpus` named ``'pystdlib'`` whose vocabulary is the
+    fixed :data:`PYSTDLIB_VOCAB` (96 characters, whether or not each
+    appears), split 90/10 into train and validation like Tiny Shakespeare.
+
+  Raises:
+    ValueError: if ``max_chars`` is not a positive int.
+    FileNotFoundError: if the directory holds no ``*.py`` file.
+  """
+  max_chars = _validation.positive_int('max_chars', max_chars)
+  root = pathlib.Path(
+      sysconfig.get_paths()['stdlib'] if path is None
+      else _validation.path('path', path)).expanduser()
+  files = sorted(root.glob('*.py'), key=lambda f: f.name)
+  if not files:
+    raise FileNotFoundError(
+        f'no *.py files in {root}: pass the directory of a Python standard'
+        ' library (default: sysconfig.get_paths()["stdlib"])')
+  keep = set(PYSTDLIB_VOCAB)
+  parts, size = [], 0
+  for file in files:
+    raw = file.read_bytes().decode('utf-8', errors='replace')
+    text = ''.join(c for c in raw.expandtabs(4) if c in keep) + '\n\n'
+    parts.append(text)
+    size += len(text)
+    if size >= max_chars:
+      break
+  text = ''.join(parts)[:max_chars]
+  table = np.zeros(128, np.int32)
+  table[[ord(c) for c in PYSTDLIB_VOCAB]] = np.arange(
+      len(PYSTDLIB_VOCAB), dtype=np.int32)
+  ids = table[np.frombuffer(text.encode('ascii'), np.uint8)]
+  n = int(0.9 * len(ids))
+  return CharCorpus(name='pystdlib', text=text, vocab=PYSTDLIB_VOCAB,
+                    train=ids[:n], valid=ids[n:])
+
+
 def load_digits(*, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
   """Loads scikit-learn's embedded 8x8 digits (no download, no data dir).
 
@@ -508,12 +574,14 @@ def load(
 
   Args:
     name: one of ``'digits'``, ``'mnist'``, ``'fashion_mnist'``,
-      ``'shakespeare'``.
-    path: the data directory (see :func:`data_dir`); unused for digits.
-    verify: check file checksums first; unused for digits.
+      ``'shakespeare'``, ``'pystdlib'``.
+    path: the data directory (see :func:`data_dir`); unused for digits and
+      pystdlib (which reads the running Python's standard library).
+    verify: check file checksums first; unused for digits and pystdlib.
 
   Returns:
-    A :class:`Dataset`, or a :class:`CharCorpus` for ``'shakespeare'``.
+    A :class:`Dataset`, or a :class:`CharCorpus` for ``'shakespeare'`` and
+    ``'pystdlib'``.
 
   Raises:
     ValueError: if ``name`` is unknown, or a file is corrupt.
@@ -527,6 +595,8 @@ def load(
     return load_fashion_mnist(path, verify=verify)
   if name == 'shakespeare':
     return load_shakespeare(path, verify=verify)
+  if name == 'pystdlib':
+    return load_pystdlib()
   raise ValueError(
       f'unknown dataset {name!r}; valid names: {", ".join(DATASETS)}'
   )

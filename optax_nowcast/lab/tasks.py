@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import flax.linen as nn
 import jax
@@ -317,47 +317,97 @@ def steps_per_epoch(task: Task, dataset: Any) -> int:
   return max(1, len(dataset.x_train) // task.batch_size)
 
 
-def _problem(task: Task, ds: Any, model: nn.Module):
-  """``(sample(key) -> (x, y), example input, evaluate(params) -> metric)``.
+class Problem(NamedTuple):
+  """A task's data as arrays and the pure functions that read them.
+
+  The functions take the arrays as an argument, so a jitted loop can take
+  them as inputs rather than as constants folded into its program (which
+  costs seconds of compilation per program on a 60,000-image dataset).
+
+  Attributes:
+    arrays: The device arrays (train split, evaluation split).
+    sample: ``(arrays, key) -> (inputs, targets)``, one minibatch.
+    evaluate: ``(params, apply, arrays) -> metric``, the task's metric.
+    example: One input, to initialise the model.
+  """
+
+  arrays: dict[str, jax.Array]
+  sample: Callable[[dict[str, jax.Array], jax.Array], tuple[Any, Any]]
+  evaluate: Callable[[Any, Callable[..., Any], dict[str, jax.Array]],
+                     jax.Array]
+  example: jax.Array
+
+
+def problem(task: Task, ds: Any,
+            eval_examples: Optional[int] = None) -> Problem:
+  """The data arrays, minibatch sampler and metric of ``task`` on ``ds``.
 
   Minibatches are drawn uniformly (with replacement across steps): cheap
   inside the scan, and an epoch is :func:`steps_per_epoch` steps.
+
+  Args:
+    task: The task.
+    ds: Its loaded dataset.
+    eval_examples: Evaluate on at most this many test images or held-out
+      text windows (default: all test images, and up to 256 windows, never
+      more).
+
+  Returns:
+    The :class:`Problem`.
   """
   if task.metric == 'valid_loss':
     if not isinstance(ds, data_lib.CharCorpus):
       raise ValueError(f'task {task.name!r} needs a text corpus, got'
                        f' dataset {task.dataset!r}')
-    train_ids, span = jnp.asarray(ds.train), task.context + 1
+    span = task.context + 1
     # Held-out windows: up to 256 disjoint spans of the validation text.
-    count = min(256, len(ds.valid) // span)
-    valid = jnp.asarray(ds.valid[:count * span].reshape(count, span))
+    count = min(256, eval_examples or 256, len(ds.valid) // span)
+    arrays = dict(train=jnp.asarray(ds.train), valid=jnp.asarray(
+        ds.valid[:count * span].reshape(count, span)))
 
-    def sample(key):
+    def sample(arrays, key):
+      train_ids = arrays['train']
       starts = jax.random.randint(key, (task.batch_size,), 0,
-                                  len(ds.train) - span)
+                                  len(train_ids) - span)
       windows = jax.vmap(
           lambda s: jax.lax.dynamic_slice(train_ids, (s,), (span,)))(starts)
       return windows[:, :-1], windows[:, 1:]
 
-    def evaluate(params):
-      logits = model.apply({'params': params}, valid[:, :-1])
+    def evaluate(params, apply, arrays):
+      valid = arrays['valid']
+      logits = apply({'params': params}, valid[:, :-1])
       return optax.softmax_cross_entropy_with_integer_labels(
           logits, valid[:, 1:]).mean()
 
-    return sample, valid[:1, :-1], evaluate
+    return Problem(arrays, sample, evaluate, arrays['valid'][:1, :-1])
 
-  x_train, y_train = jnp.asarray(ds.x_train), jnp.asarray(ds.y_train)
-  x_test, y_test = jnp.asarray(ds.x_test), jnp.asarray(ds.y_test)
+  end = None if eval_examples is None else eval_examples
+  arrays = dict(x_train=jnp.asarray(ds.x_train),
+                y_train=jnp.asarray(ds.y_train),
+                x_test=jnp.asarray(ds.x_test[:end]),
+                y_test=jnp.asarray(ds.y_test[:end]))
 
-  def sample(key):
-    idx = jax.random.randint(key, (task.batch_size,), 0, len(ds.x_train))
-    return x_train[idx], y_train[idx]
+  def sample(arrays, key):
+    idx = jax.random.randint(key, (task.batch_size,), 0,
+                             len(arrays['x_train']))
+    return arrays['x_train'][idx], arrays['y_train'][idx]
 
-  def evaluate(params):
-    logits = model.apply({'params': params}, x_test)
-    return jnp.mean(jnp.argmax(logits, -1) == y_test)
+  def evaluate(params, apply, arrays):
+    logits = apply({'params': params}, arrays['x_test'])
+    return jnp.mean(jnp.argmax(logits, -1) == arrays['y_test'])
 
-  return sample, x_train[:1], evaluate
+  return Problem(arrays, sample, evaluate, arrays['x_train'][:1])
+
+
+def _problem(task: Task, ds: Any, model: nn.Module):
+  """``(sample(key) -> (x, y), example input, evaluate(params) -> metric)``.
+
+  :func:`problem` with its arrays bound as constants (what :func:`train`
+  compiles).
+  """
+  prob = problem(task, ds)
+  return (lambda key: prob.sample(prob.arrays, key), prob.example,
+          lambda params: prob.evaluate(params, model.apply, prob.arrays))
 
 
 def _fm16():
@@ -410,3 +460,64 @@ register(Task('digits-mlp-narrow', 'digits', lambda: MLP((64,)),
               batch_size=64, steps=1320, eval_every=110))
 register(Task('fmnist-mlp', 'fashion_mnist', lambda: MLP((128,)),
               batch_size=128, steps=2340, eval_every=234))
+
+
+# The meta-training corpus (zoo 'corpus', optax_nowcast/lab/meta/zoo.py):
+# MLPs and CNNs of many widths and depths on digits, MNIST and Fashion-MNIST,
+# and character transformers on the Python standard library's source. All
+# named zoo-*, so none is a benchmark task; there is no CNN on MNIST (the
+# benchmark's unseen mnist-cnn) and no text but pystdlib (shakespeare-charlm
+# stays unseen).
+_ZOO_IMAGES = {
+    # dataset: (short name, steps, batch size, MLP (width, depth)s,
+    #           CNN (base channels, depth)s)
+    'digits': ('digits', 2000, 64,
+               ((32, 1), (64, 2), (128, 1), (128, 3), (256, 2), (512, 1)),
+               ((8, 2), (8, 3), (32, 2))),
+    'mnist': ('mnist', 3000, 128,
+              ((32, 3), (64, 1), (128, 2), (256, 1), (512, 2)), ()),
+    'fashion_mnist': ('fmnist', 3000, 128,
+                      ((32, 2), (64, 2), (128, 3), (256, 1), (512, 1)),
+                      ((8, 2), (8, 3), (8, 4), (12, 3))),
+}
+#: Character transformers on pystdlib: (width, depth, context).
+_ZOO_TRANSFORMERS = ((32, 1, 64), (32, 2, 32), (48, 2, 32), (64, 1, 32),
+                     (64, 2, 32))
+ZOO_TEXT_STEPS = 2400
+
+
+def _zoo_mlp(widths: tuple[int, ...]) -> Callable[[], nn.Module]:
+  return lambda: MLP(widths)
+
+
+def _zoo_cnn(channels: tuple[int, ...]) -> Callable[[], nn.Module]:
+  return lambda: ConvNet(channels)
+
+
+def _zoo_transformer(width: int, depth: int,
+                     context: int) -> Callable[[], nn.Module]:
+  return lambda: CharTransformer(
+      vocab_size=len(data_lib.PYSTDLIB_VOCAB), context=context, width=width,
+      depth=depth, heads=max(1, width // 16))
+
+
+def _register_zoo_tasks() -> None:
+  for dataset, (short, steps, batch, mlps, cnns) in _ZOO_IMAGES.items():
+    for width, depth in mlps:
+      register(Task(f'zoo-{short}-mlp-{width}x{depth}', dataset,
+                    _zoo_mlp((width,) * depth), batch_size=batch,
+                    steps=steps, eval_every=steps // 10))
+    for base, depth in cnns:
+      channels = (base,) + (2 * base,) * (depth - 1)
+      register(Task(f'zoo-{short}-cnn-{base}x{depth}', dataset,
+                    _zoo_cnn(channels), batch_size=batch, steps=steps,
+                    eval_every=steps // 10))
+  for width, depth, context in _ZOO_TRANSFORMERS:
+    register(Task(f'zoo-pystdlib-tf-{width}x{depth}', 'pystdlib',
+                  _zoo_transformer(width, depth, context),
+                  learning_rate=3e-3, batch_size=16, steps=ZOO_TEXT_STEPS,
+                  eval_every=ZOO_TEXT_STEPS // 10, metric='valid_loss',
+                  context=context))
+
+
+_register_zoo_tasks()

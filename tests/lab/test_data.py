@@ -385,3 +385,48 @@ def test_real_checksum_table_matches_the_shipped_sha256sums():
       reversed(line.split()) for line in sums.read_text().splitlines() if line
   )
   assert {k: v for k, v in listed.items() if k in data.SHA256} == data.SHA256
+
+
+# --------------------------------------------------------------------------
+# The Python standard library's source as a text corpus.
+
+
+def _fake_stdlib(root: pathlib.Path) -> pathlib.Path:
+  root.mkdir()
+  (root / 'b.py').write_text('x = 1\n')
+  (root / 'a.py').write_text('def f():\n\treturn "caf\u00e9"\n')
+  (root / 'notes.txt').write_text('not python\n')
+  (root / 'sub').mkdir()
+  (root / 'sub' / 'c.py').write_text('in a subdirectory\n')
+  return root
+
+
+def test_pystdlib_joins_top_level_py_files_sorted_tabs_expanded_ascii_only(
+    tmp_path):
+  corpus = data.load_pystdlib(_fake_stdlib(tmp_path / 'lib'))
+  assert corpus.text == 'def f():\n    return "caf"\n\n\nx = 1\n\n\n'
+  assert corpus.vocab == data.PYSTDLIB_VOCAB and corpus.vocab_size == 96
+  assert len(corpus.train) == int(0.9 * len(corpus.text))
+  assert corpus.decode(np.concatenate([corpus.train, corpus.valid])) == (
+      corpus.text)
+
+
+def test_pystdlib_is_cut_after_max_chars(tmp_path):
+  corpus = data.load_pystdlib(_fake_stdlib(tmp_path / 'lib'), max_chars=10)
+  assert corpus.text == 'def f():\n '
+
+
+def test_pystdlib_without_py_files_raises_naming_the_directory(tmp_path):
+  with pytest.raises(FileNotFoundError, match='no \\*.py files in'):
+    data.load_pystdlib(tmp_path)
+  with pytest.raises(ValueError, match='max_chars must be a positive int'):
+    data.load_pystdlib(tmp_path, max_chars=0)
+
+
+def test_real_pystdlib_is_deterministic_capped_and_not_shakespeare():
+  first, second = data.load('pystdlib'), data.load_pystdlib()
+  assert first.text == second.text
+  np.testing.assert_array_equal(first.train, second.train)
+  assert len(first.text) == data.PYSTDLIB_MAX_CHARS
+  assert first.name == 'pystdlib' and first.vocab_size == 96
+  assert 'def ' in first.text and 'ROMEO' not in first.text

@@ -11,6 +11,7 @@ import optax_nowcast as onc
 from optax_nowcast.forecasters import _multihorizon as mh
 from optax_nowcast.lab.meta import horizons
 from optax_nowcast.lab.meta import trajectories
+from optax_nowcast.lab.meta import windows
 
 
 def _trajectory(flat, label='dense', stats=None, task='synthetic'):
@@ -21,47 +22,54 @@ def _trajectory(flat, label='dense', stats=None, task='synthetic'):
       {} if stats is None else {'w': stats})
 
 
+def _cut(trajectory, spacings=(1,), per_kind=500, num_horizons=40, seed=1):
+  return horizons.scaled(windows.cut_multi(
+      trajectory, rng=np.random.default_rng(seed), spacings=spacings,
+      horizons=range(1, num_horizons + 1), per_kind=per_kind))
+
+
 def test_samples_are_scaled_by_the_leaf_window_and_carry_every_horizon():
   # Scalar c at snapshot i: a + b i, a line per scalar.
   rng = np.random.default_rng(0)
   a, b = rng.normal(size=6), rng.normal(size=6)
   flat = a[None, :] + b[None, :] * np.arange(100)[:, None]
-  got = horizons.cut_leaf(flat, None, spacing=3, count=500, window=5,
-                          horizons=40, rng=np.random.default_rng(1))
-  windows, changes = got
-  assert windows.shape == (500, 5) and changes.shape == (500, 40)
+  s = _cut(_trajectory(flat), spacings=(3,))
+  assert s.windows.shape == (500, 5) and s.changes.shape == (500, 40)
   # On a line, the k-th change is k times the last step of the window.
-  step = windows[:, -1] - windows[:, -2]
-  inside = np.isfinite(changes)
+  step = s.windows[:, -1] - s.windows[:, -2]
+  inside = np.isfinite(s.changes)
   expect = step[:, None] * np.arange(1, 41)[None, :]
-  np.testing.assert_allclose(changes[inside], expect[inside], rtol=1e-4,
+  np.testing.assert_allclose(s.changes[inside], expect[inside], rtol=1e-4,
                              atol=1e-4)
   # Past the end of the run: NaN; horizon 1 always exists.
   assert inside[:, 0].all() and not inside[:, -1].all()
-  # Scaled windows: each sample's leaf window has mean 0 and std 1, so the
-  # scaled values are small whatever the weights' units.
-  assert np.abs(windows).max() < 10
+  # Scaled by the leaf's window statistics: small whatever the units.
+  assert np.abs(s.windows).max() < 10
+  assert set(s.spacings) == {3}
 
 
-def test_leaf_statistics_from_stored_stats_equal_those_of_the_scalars():
-  rng = np.random.default_rng(0)
-  flat = rng.normal(size=(30, 50)) * 3 + 7
-  stats = np.stack([flat.mean(1), flat.std(1)], 1)
-  rows = np.array([[0, 2, 4, 6, 8], [5, 6, 7, 8, 9]])
-  m1, s1 = horizons._window_stats(flat, stats, rows)
-  m2, s2 = horizons._window_stats(flat, None, rows)
-  np.testing.assert_allclose(m1, m2, rtol=1e-10)
-  np.testing.assert_allclose(s1, s2, rtol=1e-10)
-  np.testing.assert_allclose(m2[0], flat[rows[0]].mean())
-  np.testing.assert_allclose(s2[0], flat[rows[0]].std())
+def test_scaling_uses_the_leafs_window_statistics():
+  multi = windows.MultiSamples(
+      windows=np.array([[1, 2, 3, 4, 5], [2, 2, 2, 2, 2]], np.float32),
+      targets=np.array([[7, np.nan], [3, 4]], np.float32),
+      horizons=np.array([1, 2]), spacing=np.array([2, 4], np.int32),
+      record_steps=np.array([20, 40], np.int32),
+      leaf_mean=np.array([3, 2], np.float32),
+      leaf_std=np.array([2, 0], np.float32),
+      kinds=np.array(['conv', 'lstm']), tasks=np.array(['t', 't']))
+  s = horizons.scaled(multi)
+  np.testing.assert_array_equal(s.windows, [[-1, -0.5, 0, 0.5, 1],
+                                            [0, 0, 0, 0, 0]])
+  # (7 - 3) / 2 - 1 = 1; a leaf without spread is scaled by 1.
+  np.testing.assert_array_equal(s.changes, [[1, np.nan], [1, 2]])
+  assert s.labels.tolist() == [mh.label_index('conv'), mh.label_index('x')]
+  assert s.spacings.tolist() == [2, 4]
 
 
-def test_cut_tags_label_task_and_spacing_and_skips_short_runs():
+def test_each_kind_gets_its_embedding_row():
   flat = np.cumsum(np.random.default_rng(0).normal(size=(25, 4)), 0)
-  s = horizons.cut(_trajectory(flat, 'norm'), spacings=(1, 4, 8),
-                   per_leaf=10, window=5, horizons=40,
-                   rng=np.random.default_rng(0))
-  # Spacing 8 needs 5 * 8 = 40 > 25 snapshots (horizon 1 included): none.
+  s = _cut(_trajectory(flat, 'norm'), spacings=(1, 4, 8), per_kind=10)
+  # Spacing 8 needs (5 - 1 + 1) * 8 = 40 > 25 snapshots: none.
   assert s.summary()['spacings'] == {'1': 10, '4': 10}
   assert set(s.labels) == {mh.label_index('norm')}
   assert set(s.tasks) == {'synthetic'}
@@ -84,9 +92,8 @@ def test_fit_learns_a_drift_that_last_and_linear_miss():
     t = np.arange(80)[:, None]
     flat = rng.normal(size=(1, 30)) + 0.002 * t ** 2 * (1 + 0.1 * rng.normal(
         size=(1, 30)))
-    parts.append(horizons.cut(_trajectory(flat, task=f't{seed}'),
-                              spacings=(1, 2), per_leaf=800, window=5,
-                              horizons=8, rng=rng))
+    parts.append(_cut(_trajectory(flat, task=f't{seed}'), spacings=(1, 2),
+                      per_kind=800, num_horizons=8, seed=seed))
   train, valid = parts
   config = horizons.FitConfig(steps=600, batch_size=256, chunk=100,
                               width=32, depth=2)
@@ -114,7 +121,7 @@ def test_train_forecaster_saves_a_checkpoint_that_loads(tmp_path):
   config = horizons.FitConfig(steps=200, batch_size=64, chunk=100)
   manifest = horizons.train_forecaster(
       root, tmp_path / 'ckpt', holdout=['b'], config=config, horizon=7,
-      per_leaf=50, spacings=(1, 2), progress=False, command='test')
+      per_kind=100, spacings=(1, 2), progress=False, command='test')
   table = manifest['validation_l1_per_horizon']
   assert set(table) == {'multihorizon', 'last', 'linear', 'wnn'}
   f = onc.forecasters.load_from(tmp_path / 'ckpt')

@@ -1,17 +1,16 @@
 r"""Meta-training the multi-horizon forecaster (``forecasters.multihorizon``).
 
-A sample is the window of one scalar, ``W`` records ``spacing`` snapshots
-apart, scaled by its leaf's mean :math:`\mu` and standard deviation
-:math:`\sigma` over the same ``W`` snapshots (as a jump scales it), and its
-changes after the newest entry at ``1 .. K`` records, in the same units:
+A sample (cut by :func:`optax_nowcast.lab.meta.windows.cut_multi`) is the
+window of one scalar, ``W`` records ``spacing`` snapshots apart, scaled by
+its leaf's mean :math:`\mu` and standard deviation :math:`\sigma` over the
+same ``W`` snapshots (as a jump scales it), and its changes after the
+newest entry at ``1 .. K`` records, in the same units:
 
 .. math::
   x_i = (v_{t_0 + i s} - \mu) / \sigma, \qquad
   d_k = (v_{t_0 + (W - 1 + k) s} - \mu) / \sigma - x_{W-1},
 
-``NaN`` where the run ends before horizon ``k``. The leaf statistics come
-from the whole leaf when the trajectory stored them (per snapshot), else
-from the scalars it kept. The loss is the mean absolute error over the
+``NaN`` where the run ends before horizon ``k``. The loss is the mean absolute error over the
 horizons each sample has (NiNo's L1), and validation reports it per horizon
 next to ``last`` (no change), a least-squares ``linear`` fit of the window
 and, when given, WNN.
@@ -31,6 +30,7 @@ import tqdm
 
 from optax_nowcast.forecasters import _multihorizon as mh
 from optax_nowcast.lab.meta import trajectories as traj_lib
+from optax_nowcast.lab.meta import windows as windows_lib
 
 
 @dataclasses.dataclass
@@ -70,93 +70,47 @@ def concat(parts: Sequence[HorizonSamples]) -> HorizonSamples:
                           for f in dataclasses.fields(HorizonSamples)))
 
 
-def _window_stats(flat: np.ndarray, stats: Optional[np.ndarray],
-                  rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """Mean and std of a leaf over the snapshots ``rows (M, W)``.
+def scaled(multi: windows_lib.MultiSamples) -> HorizonSamples:
+  """:func:`~optax_nowcast.lab.meta.windows.cut_multi` samples, leaf-scaled.
 
-  From the per-snapshot whole-leaf ``stats (S, 2)`` if given (equal-size
-  snapshots: the window's mean is the mean of the means, its variance the
-  mean of the second moments minus the squared mean), else from ``flat``.
+  Windows and targets are scaled by the leaf's mean and std over the
+  window (std 0 counts as 1, as in a jump), the targets become changes
+  after the newest entry, and each kind its embedding row.
   """
-  if stats is not None:
-    mean_t, std_t = stats[:, 0].astype(np.float64), stats[:, 1].astype(
-        np.float64)
-    second = std_t ** 2 + mean_t ** 2
-    mean = mean_t[rows].mean(1)
-    var = second[rows].mean(1) - mean ** 2
-  else:
-    f = flat.astype(np.float64)
-    mean_t, second = f.mean(1), (f * f).mean(1)
-    mean = mean_t[rows].mean(1)
-    var = second[rows].mean(1) - mean ** 2
-  std = np.sqrt(np.maximum(var, 0.0))
-  return mean, np.where(std > 0, std, 1.0)
-
-
-def cut_leaf(flat: np.ndarray, stats: Optional[np.ndarray], *,
-             spacing: int, count: int, window: int, horizons: int,
-             rng: np.random.Generator
-             ) -> Optional[tuple[np.ndarray, np.ndarray]]:
-  """``count`` samples of one leaf's ``(S, n)`` trajectory, or ``None``.
-
-  Window starts and scalars are drawn uniformly among those with at least
-  horizon 1 inside the run.
-  """
-  last_start = flat.shape[0] - window * spacing  # exclusive
-  if last_start <= 0 or flat.shape[1] == 0:
-    return None
-  t0 = rng.integers(0, last_start, count)
-  col = rng.integers(0, flat.shape[1], count)
-  rows = t0[:, None] + np.arange(window)[None, :] * spacing
-  mean, std = _window_stats(flat, stats, rows)
-  scaled = (flat[rows, col[:, None]] - mean[:, None]) / std[:, None]
-  ahead = t0[:, None] + (window - 1 + np.arange(1, horizons + 1)) * spacing
-  inside = ahead < flat.shape[0]
-  target = flat[np.minimum(ahead, flat.shape[0] - 1), col[:, None]]
-  changes = (target - mean[:, None]) / std[:, None] - scaled[:, -1:]
-  changes = np.where(inside, changes, np.nan)
-  return scaled.astype(np.float32), changes.astype(np.float32)
-
-
-def cut(trajectory: traj_lib.Trajectory, *, spacings: Sequence[int],
-        per_leaf: int, window: int, horizons: int,
-        rng: np.random.Generator) -> HorizonSamples:
-  """Samples of every leaf of one run at every spacing."""
-  parts = []
-  task = trajectory.meta['task']
-  for path, label in sorted(trajectory.labels.items()):
-    flat = trajectory.snapshots[path]
-    flat = flat.reshape(flat.shape[0], -1)
-    for spacing in spacings:
-      got = cut_leaf(flat, trajectory.stats.get(path), spacing=spacing,
-                     count=per_leaf, window=window, horizons=horizons,
-                     rng=rng)
-      if got is None:
-        continue
-      windows, changes = got
-      n = len(windows)
-      parts.append(HorizonSamples(
-          windows, changes, np.full(n, mh.label_index(label), np.int32),
-          np.full(n, task), np.full(n, spacing, np.int32)))
-  return concat(parts) if parts else HorizonSamples(
-      np.zeros((0, window), np.float32), np.zeros((0, horizons), np.float32),
-      np.zeros(0, np.int32), np.zeros(0, '<U8'), np.zeros(0, np.int32))
+  if not np.array_equal(multi.horizons,
+                        np.arange(1, multi.targets.shape[1] + 1)):
+    raise ValueError('the multi-horizon forecaster needs the horizons'
+                     f' 1 .. K, got {multi.horizons}')
+  mean = multi.leaf_mean.astype(np.float64)[:, None]
+  std = multi.leaf_std.astype(np.float64)
+  std = np.where(std > 0, std, 1.0)[:, None]
+  windows = (multi.windows - mean) / std
+  changes = (multi.targets - mean) / std - windows[:, -1:]
+  rows = np.asarray([mh.label_index(str(k)) for k in multi.kinds], np.int32)
+  return HorizonSamples(windows.astype(np.float32),
+                        changes.astype(np.float32), rows, multi.tasks,
+                        multi.spacing.astype(np.int32))
 
 
 def build(trajectory_root: Any, *, holdout: Sequence[str],
-          spacings: Sequence[int] = (1, 2, 4, 8), per_leaf: int = 256,
+          spacings: Sequence[int] = (1, 2, 4, 8), per_kind: int = 2000,
           window: int = 5, horizons: int = mh.DEFAULT_HORIZONS,
           seed: int = 0, progress: bool = True
           ) -> tuple[HorizonSamples, HorizonSamples]:
-  """``(train, valid)`` samples of every run; ``holdout`` tasks validate."""
+  """``(train, valid)`` samples of every run; ``holdout`` tasks validate.
+
+  ``per_kind`` samples per leaf kind, run and spacing
+  (:func:`~optax_nowcast.lab.meta.windows.cut_multi`).
+  """
   runs = traj_lib.list_runs(trajectory_root)
   if not runs:
     raise FileNotFoundError(
         f'no complete trajectories under {trajectory_root}; run'
         ' `optax-nowcast collect` first')
   rng = np.random.default_rng(seed)
-  parts = [cut(traj_lib.load_run(p), spacings=spacings, per_leaf=per_leaf,
-               window=window, horizons=horizons, rng=rng)
+  parts = [scaled(windows_lib.cut_multi(
+      traj_lib.load_run(p), rng=rng, window=window, spacings=spacings,
+      horizons=range(1, horizons + 1), per_kind=per_kind))
            for p in tqdm.tqdm(runs, desc='cut samples', unit='run',
                               disable=not progress)]
   samples = concat(parts)
@@ -327,7 +281,7 @@ def format_validation(table: dict[str, list[float]],
 
 def train_forecaster(trajectory_root: Any, out: Any, *,
                      holdout: Sequence[str], config: FitConfig,
-                     horizon: float = 10.0, per_leaf: int = 256,
+                     horizon: float = 10.0, per_kind: int = 2000,
                      spacings: Sequence[int] = (1, 2, 4, 8),
                      compare: Sequence[str] = ('wnn',),
                      progress: bool = True,
@@ -340,7 +294,7 @@ def train_forecaster(trajectory_root: Any, out: Any, *,
     holdout: Tasks whose runs only validate.
     config: Training hyperparameters.
     horizon: The checkpoint's default horizon (record intervals).
-    per_leaf: Samples per leaf, run and spacing.
+    per_kind: Samples per leaf kind, run and spacing.
     spacings: Snapshots between records; each run gives windows at each.
     compare: Shipped forecasters validated alongside (e.g. ``'wnn'``).
     progress: Show progress bars.
@@ -355,14 +309,14 @@ def train_forecaster(trajectory_root: Any, out: Any, *,
   from optax_nowcast.forecasters import _io  # pylint: disable=g-import-not-at-top
 
   train, valid = build(trajectory_root, holdout=holdout, spacings=spacings,
-                       per_leaf=per_leaf, seed=config.seed,
+                       per_kind=per_kind, seed=config.seed,
                        progress=progress)
   weights, losses, seconds = fit(train, config, progress=progress)
   others = {name: _io.load(name) for name in compare}
   table = validate(weights, valid, others)
   manifest = dict(
       forecaster={'horizon': float(horizon)},
-      config=dict(vars(config), per_leaf=per_leaf, spacings=list(spacings),
+      config=dict(vars(config), per_kind=per_kind, spacings=list(spacings),
                   holdout=list(holdout)),
       data=dict(train=train.summary(), valid=valid.summary(),
                 trajectories=str(trajectory_root)),
