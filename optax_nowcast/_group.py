@@ -281,11 +281,6 @@ def forecast_groups(
           entries.append(_jump.scaled(slot[k], shift, factors[k]))
       newest = join(group, newest)
       history = [join(group, entries) for entries in history]
-    # Each join is materialised on its own: fused with its consumers (the
-    # add above, the window's selects), a join of n members becomes one
-    # kernel with n inputs per consumer, which XLA compiles very slowly
-    # (seconds at a few hundred members; results/compile_time.md).
-    newest, history = jax.lax.optimization_barrier((newest, history))
     older = [_history.gather(history, index) for index in window_slots]
     delta, bad = _jump.forecast_delta(
         forecaster, newest, older, times, target, group.label,

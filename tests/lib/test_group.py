@@ -64,11 +64,8 @@ def _per_leaf(forecaster, params, updates, slots, window_slots, times,
   deltas, bad = [], jnp.zeros([], jnp.int32)
   for k, (p, u) in enumerate(zip(params, updates)):
     older = [_history.gather([s[k] for s in slots], j) for j in window_slots]
-    # p_n materialised, as forecast_groups does: fused into the forecast,
-    # XLA may skip rounding a bf16 p_n (xla_allow_excess_precision).
-    newest = jax.lax.optimization_barrier(optax.apply_updates(p, u))
-    d, b = _jump.forecast_delta(forecaster, newest, older, times, target,
-                                LABELS[k])
+    d, b = _jump.forecast_delta(forecaster, optax.apply_updates(p, u), older,
+                                times, target, LABELS[k])
     deltas.append(d)
     bad += b
   return deltas, bad
