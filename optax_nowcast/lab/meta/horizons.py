@@ -29,6 +29,7 @@ import optax
 import tqdm
 
 from optax_nowcast.forecasters import _multihorizon as mh
+from optax_nowcast.lab.meta import train as train_lib
 from optax_nowcast.lab.meta import trajectories as traj_lib
 from optax_nowcast.lab.meta import windows as windows_lib
 
@@ -102,11 +103,7 @@ def build(trajectory_root: Any, *, holdout: Sequence[str],
   ``per_kind`` samples per leaf kind, run and spacing
   (:func:`~optax_nowcast.lab.meta.windows.cut_multi`).
   """
-  runs = traj_lib.list_runs(trajectory_root)
-  if not runs:
-    raise FileNotFoundError(
-        f'no complete trajectories under {trajectory_root}; run'
-        ' `optax-nowcast collect` first')
+  runs = traj_lib.require_runs(trajectory_root)
   rng = np.random.default_rng(seed)
   parts = [scaled(windows_lib.cut_multi(
       traj_lib.load_run(p), rng=rng, window=window, spacings=spacings,
@@ -114,12 +111,7 @@ def build(trajectory_root: Any, *, holdout: Sequence[str],
            for p in tqdm.tqdm(runs, desc='cut samples', unit='run',
                               disable=not progress)]
   samples = concat(parts)
-  held = np.isin(samples.tasks, list(holdout))
-  if held.all() or not held.any():
-    raise ValueError(
-        f'holdout {list(holdout)} must name some but not all of the recorded'
-        f' tasks {sorted(set(samples.tasks.tolist()))}')
-  return samples.select(~held), samples.select(held)
+  return windows_lib.split_by_task(samples, holdout)
 
 
 def l1(weights: Any, windows: jax.Array, changes: jax.Array,
@@ -175,31 +167,13 @@ def fit(train: HorizonSamples, config: FitConfig, *,
   xs, ys, ls = (jnp.asarray(a) for a in (train.windows, train.changes,
                                          train.labels))
 
-  def step(carry, i):
-    weights, opt_state = carry
-    idx = jax.random.randint(jax.random.fold_in(data_key, i),
-                             (config.batch_size,), 0, len(ls))
-    loss, grads = jax.value_and_grad(l1)(weights, xs[idx], ys[idx], ls[idx])
-    updates, opt_state = tx.update(grads, opt_state, weights)
-    return (optax.apply_updates(weights, updates), opt_state), loss
+  def loss_fn(weights, key):
+    idx = jax.random.randint(key, (config.batch_size,), 0, len(ls))
+    return l1(weights, xs[idx], ys[idx], ls[idx])
 
-  @jax.jit
-  def run_chunk(weights, opt_state, first):
-    (weights, opt_state), losses = jax.lax.scan(
-        step, (weights, opt_state), first + jnp.arange(config.chunk))
-    return weights, opt_state, jnp.mean(losses)
-
-  opt_state = tx.init(weights)
-  losses = []
-  bar = tqdm.tqdm(total=chunks * config.chunk, desc='train multihorizon',
-                  unit='step', disable=not progress)
-  for c in range(chunks):
-    weights, opt_state, loss = run_chunk(weights, opt_state,
-                                         jnp.int32(c * config.chunk))
-    losses.append(float(loss))
-    bar.update(config.chunk)
-    bar.set_postfix(loss=f'{losses[-1]:.4g}')
-  bar.close()
+  weights, losses = train_lib.run_steps(
+      loss_fn, weights, tx, data_key, steps=config.steps, chunk=config.chunk,
+      desc='train multihorizon', progress=progress)
   return weights, losses, time.perf_counter() - start
 
 

@@ -45,11 +45,7 @@ def build_samples(
     ``(train, valid)``.
   """
   learned = registry.get(kind)
-  runs = traj_lib.list_runs(trajectory_root)
-  if not runs:
-    raise FileNotFoundError(
-        f'no complete trajectories under {trajectory_root}; run'
-        ' `optax-nowcast collect` first')
+  runs = traj_lib.require_runs(trajectory_root)
   rng = np.random.default_rng(seed)
   parts = []
   for path in runs:
@@ -59,12 +55,7 @@ def build_samples(
           learned, trajectory, record_every=k, horizon=horizon,
           per_label=per_label, rng=rng))
   samples = windows_lib.concat(parts)
-  held = np.isin(samples.tasks, list(holdout))
-  if held.all() or not held.any():
-    raise ValueError(
-        f'holdout {list(holdout)} must name some but not all of the recorded'
-        f' tasks {sorted(set(samples.tasks.tolist()))}')
-  return samples.select(~held), samples.select(held)
+  return windows_lib.split_by_task(samples, holdout)
 
 
 def train_forecaster(

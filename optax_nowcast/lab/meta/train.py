@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -125,7 +125,23 @@ def fit(kind: str, train: windows_lib.Samples, config: TrainConfig, *,
       total += learned.loss(weights, xs[idx], ys[idx], label)
     return total / len(pools) + learned.penalty(weights)
 
-  opt_state = tx.init(weights)
+  return run_steps(loss_fn, weights, tx, data_key, steps=config.steps,
+                   chunk=config.chunk, desc=f'train {kind}',
+                   progress=progress)
+
+
+def run_steps(loss_fn: Callable[[Any, jax.Array], jax.Array], weights: Any,
+              tx: optax.GradientTransformation, data_key: jax.Array, *,
+              steps: int, chunk: int, desc: str,
+              progress: bool = True) -> tuple[Any, list[float]]:
+  """Minimises ``loss_fn(weights, key)`` with ``tx``: jitted chunks of
+  ``lax.scan`` steps (``ceil(steps / chunk)`` of them), the step ``i``
+  drawing its batch from ``fold_in(data_key, i)``, a progress bar moving
+  per chunk.
+
+  Returns:
+    The weights and the mean training loss of each chunk.
+  """
 
   def step(carry, i):
     weights, opt_state = carry
@@ -137,18 +153,19 @@ def fit(kind: str, train: windows_lib.Samples, config: TrainConfig, *,
   @jax.jit
   def run_chunk(weights, opt_state, start):
     (weights, opt_state), losses = jax.lax.scan(
-        step, (weights, opt_state), start + jnp.arange(config.chunk))
+        step, (weights, opt_state), start + jnp.arange(chunk))
     return weights, opt_state, jnp.mean(losses)
 
+  opt_state = tx.init(weights)
   losses = []
-  chunks = -(-config.steps // config.chunk)
-  bar = tqdm.tqdm(total=chunks * config.chunk, desc=f'train {kind}',
-                  unit='step', disable=not progress)
+  chunks = -(-steps // chunk)
+  bar = tqdm.tqdm(total=chunks * chunk, desc=desc, unit='step',
+                  disable=not progress)
   for c in range(chunks):
     weights, opt_state, loss = run_chunk(weights, opt_state,
-                                         jnp.int32(c * config.chunk))
+                                         jnp.int32(c * chunk))
     losses.append(float(loss))
-    bar.update(config.chunk)
+    bar.update(chunk)
     bar.set_postfix(loss=f'{losses[-1]:.4g}')
   bar.close()
   return weights, losses

@@ -424,6 +424,16 @@ def load_run(path: PathLike) -> Trajectory:
   return Trajectory(meta, snapshots, indices, stats)
 
 
+def require_runs(root: PathLike) -> list[pathlib.Path]:
+  """:func:`list_runs`, raising if there is none (collect first)."""
+  runs = list_runs(root)
+  if not runs:
+    raise FileNotFoundError(
+        f'no complete trajectories under {root}; run'
+        ' `optax-nowcast collect` first')
+  return runs
+
+
 def list_runs(root: PathLike) -> list[pathlib.Path]:
   """Complete run directories under ``root``, sorted by name."""
   root = pathlib.Path(root)

@@ -16,7 +16,7 @@ steps apart.
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -56,6 +56,20 @@ def concat(parts: Sequence[Samples]) -> Samples:
                      ' window, record interval and horizon?')
   return Samples(*(np.concatenate([getattr(p, f.name) for p in parts])
                    for f in dataclasses.fields(Samples)))
+
+
+def split_by_task(samples: Any, holdout: Sequence[str]) -> tuple[Any, Any]:
+  """``(train, valid)``: the samples of the ``holdout`` tasks validate.
+
+  ``samples`` is any sample set with ``tasks`` and ``select`` (e.g.
+  :class:`Samples`); ``holdout`` must name some but not all of its tasks.
+  """
+  held = np.isin(samples.tasks, list(holdout))
+  if held.all() or not held.any():
+    raise ValueError(
+        f'holdout {list(holdout)} must name some but not all of the recorded'
+        f' tasks {sorted(set(samples.tasks.tolist()))}')
+  return samples.select(~held), samples.select(held)
 
 
 def _flat_by_label(trajectory: traj_lib.Trajectory) -> dict[str, np.ndarray]:
