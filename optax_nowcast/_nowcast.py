@@ -370,8 +370,9 @@ def nowcast(
       at a time (``lax.map`` over chunks), which bounds a jump's extra
       memory to a few float32 copies of the params plus one chunk's
       intermediates (a learned forecaster's take ~3 KB per weight:
-      ``results/jump_memory.md``). It costs time on every step, not only on
-      jumps (``results/step_overhead_large.md``). On explicit mesh axes the
+      ``results/jump_memory.md``). On CPU it can cost time on every step,
+      not only on jumps (``results/step_overhead_large.md``; the cause is
+      in ``results/cpu_temp_arena.md``). On explicit mesh axes the
       chunks run along unsharded axes, so no shard leaves its device; on
       auto mesh axes (a leaf's sharding unknown while tracing) leaves are
       never chunked.
@@ -518,36 +519,41 @@ def nowcast(
       if guard:  # The last slot keeps p_n, for a rollback.
         kept = [optax.apply_updates(p, u).astype(h.dtype)
                 for p, u, h in zip(params_a, us, kept)]
-      forecast = _group.forecast_groups(
-          forecaster, groups, params_a, us, slots, plan.window_slots,
-          plan.times, plan.target, count > 0, chunk_size)
-      nonfinite = forecast.nonfinite
+      def forecast_at(target):
+        return _group.forecast_groups(
+            forecaster, groups, params_a, us, slots, plan.window_slots,
+            plan.times, target, count > 0, chunk_size)
+
       if value_fn is None:
+        forecast = forecast_at(plan.target)
         return (_group.moved_updates(groups, forecast, us), kept,
-                nonfinite, jnp.zeros([], jnp.int32))
+                forecast.nonfinite, jnp.zeros([], jnp.int32))
 
       if forecaster.horizons is None:
+        forecast = forecast_at(plan.target)
+
         def moved(scale):
-          return _group.moved_updates(groups, forecast, us, scale)
+          return (_group.moved_updates(groups, forecast, us, scale),
+                  forecast.nonfinite)
       else:  # a multi-horizon forecaster: the candidates are horizons
         def moved(scale):
-          at = _group.forecast_groups(
-              forecaster, groups, params_a, us, slots, plan.window_slots,
-              plan.times, plan.target * scale, count > 0, chunk_size)
+          at = forecast_at(plan.target * scale)
           # Scale 0 is p_n exactly, not a forecast of horizon 0.
-          return _group.moved_updates(groups, at, us,
-                                      (scale > 0).astype(jnp.float32))
+          return (_group.moved_updates(groups, at, us,
+                                       (scale > 0).astype(jnp.float32)),
+                  at.nonfinite)
 
       def candidate(scale):
         flat = list(flat_updates)
-        for i, u in zip(active, moved(scale)):
+        for i, u in zip(active, moved(scale)[0]):
           flat[i] = u
         return optax.apply_updates(
             params, jax.tree.unflatten(treedef, flat))
 
       choice = _select.choose(value_fn, candidate, step_sizes)
       scale = jnp.asarray((0.0,) + step_sizes, jnp.float32)[choice]
-      return moved(scale), kept, nonfinite, choice
+      us, nonfinite = moved(scale)
+      return us, kept, nonfinite, choice
 
     def roll_back(carry):  # only with a guard (see run_once_if below)
       us, kept, nonfinite, choice = carry
