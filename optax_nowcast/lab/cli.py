@@ -178,6 +178,34 @@ def _bench(args: argparse.Namespace) -> int:
   return 0
 
 
+def _tune(args: argparse.Namespace) -> int:
+  import pathlib  # pylint: disable=g-import-not-at-top
+  from optax_nowcast.lab import tasks  # pylint: disable=g-import-not-at-top
+  from optax_nowcast.lab.bench import runner  # pylint: disable=g-import-not-at-top
+  from optax_nowcast.lab.bench import tune  # pylint: disable=g-import-not-at-top
+
+  names = runner.SUITE if args.suite else [
+      t.strip() for t in args.task.split(',') if t.strip()]
+  if args.suite == bool(names):
+    raise ValueError('give exactly one of --task T[,T...] and --suite')
+  for name in names:
+    tasks.get(name)
+  command = 'optax-nowcast ' + ' '.join(sys.argv[1:])
+  for name in names:
+    rep = tune.sweep(name, cache_dir=pathlib.Path(args.out) / 'runs',
+                     seed=args.seed, steps=args.steps,
+                     progress=not args.no_progress, command=command)
+    paths = tune.write(rep, args.out)
+    print(tune.markdown(rep))
+    registered = tasks.get(name).learning_rate
+    verdict = ('the registered rate is the best' if
+               rep['best_learning_rate'] == registered else
+               f"register learning_rate={rep['best_learning_rate']:g} for"
+               f' {name} in optax_nowcast/lab/tasks.py (now {registered:g})')
+    print(f'{verdict}; wrote {paths["json"]} and {paths["md"]}\n')
+  return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
   """The argument parser of ``optax-nowcast``."""
   import optax_nowcast  # pylint: disable=g-import-not-at-top
@@ -331,6 +359,27 @@ def build_parser() -> argparse.ArgumentParser:
                      ' N processes to use N cores, then report with'
                      ' --saved-only')
   bench.set_defaults(func=_bench)
+
+  tune_parser = sub.add_parser(
+      'tune', help="Sweep a task's learning rate (1 seed): tuned Adam.",
+      description=(
+          "Trains the task's optimizer at 5 learning rates (1e-3 * 2**k,"
+          ' centred on the registered rate; extended past an edge while the'
+          ' best is there), one seed, the whole budget, and writes'
+          ' <task>.json and <task>.md under --out. Runs are saved under'
+          ' --out/runs and reused, so an interrupted sweep resumes.'))
+  tune_parser.add_argument('--task', default='',
+                           help=f'comma-separated registered tasks: {task_list}')
+  tune_parser.add_argument('--suite', action='store_true',
+                           help='every task of the benchmark suite')
+  tune_parser.add_argument('--out', default='results/lr_sweep',
+                           type=_out_dir, help='output directory')
+  tune_parser.add_argument('--seed', type=int, default=0, help='the seed')
+  tune_parser.add_argument('--steps', type=_positive_int, default=None,
+                           help="override the task's step budget")
+  tune_parser.add_argument('--no-progress', action='store_true',
+                           help='hide the progress bar')
+  tune_parser.set_defaults(func=_tune)
   return parser
 
 

@@ -123,6 +123,7 @@ OPTIMIZERS: dict[str, Callable[[float], optax.GradientTransformation]] = {
 
 
 METRICS = ('test_accuracy', 'valid_loss')
+DECAYS = ('constant', 'cosine')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,6 +145,8 @@ class Task:
     record_every: Steps between nowcast records in the benchmark (default:
       one epoch of the training set).
     context: Characters per training window (``'valid_loss'`` tasks only).
+    decay: The learning-rate schedule: ``'constant'``, or ``'cosine'``
+      (cosine decay from ``learning_rate`` to zero at ``steps``).
   """
 
   name: str
@@ -157,6 +160,7 @@ class Task:
   metric: str = 'test_accuracy'
   record_every: Optional[int] = None
   context: int = 64
+  decay: str = 'constant'
 
   @property
   def higher_is_better(self) -> bool:
@@ -172,6 +176,8 @@ class Task:
       raise ValueError(
           f'optimizer must be one of {sorted(OPTIMIZERS)}, got'
           f' {self.optimizer!r}')
+    if self.decay not in DECAYS:
+      raise ValueError(f'decay must be one of {DECAYS}, got {self.decay!r}')
     if self.metric not in METRICS:
       raise ValueError(
           f'metric must be one of {METRICS}, got {self.metric!r}')
@@ -187,6 +193,10 @@ class Task:
           f'learning_rate must be positive, got {self.learning_rate!r}')
 
   def make_optimizer(self) -> optax.GradientTransformation:
+    """The task's optimizer at its learning rate (and schedule)."""
+    if self.decay == 'cosine':
+      return OPTIMIZERS[self.optimizer](
+          optax.cosine_decay_schedule(self.learning_rate, self.steps))
     return OPTIMIZERS[self.optimizer](self.learning_rate)
 
 
@@ -229,6 +239,7 @@ def train(
     snapshot_every: Optional[int] = None,
     on_snapshot: Optional[Callable[[int, Any], None]] = None,
     on_eval: Optional[Callable[[int, float], None]] = None,
+    value_fn: bool = False,
 ) -> TrainResult:
   """Trains ``task`` from seed ``seed``.
 
@@ -243,6 +254,10 @@ def train(
     on_snapshot: See ``snapshot_every``.
     on_eval: If set, called as ``on_eval(step, metric)`` after each
       evaluation (e.g. to move a progress bar).
+    value_fn: Pass the optimizer's ``update`` the loss on the step's
+      minibatch as a function of the params (the extra argument
+      ``value_fn``), which turns a ``nowcast`` in ``wrap_tx`` into checked
+      jumps. Off by default: with it, every nowcast is checked.
 
   Returns:
     A :class:`TrainResult` with the task's metric every ``task.eval_every``
@@ -267,7 +282,9 @@ def train(
     params, opt_state = carry
     x, y = sample(jax.random.fold_in(data_key, step_index))
     loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
-    updates, opt_state = tx.update(grads, opt_state, params, value=loss)
+    extra = dict(value_fn=lambda p: loss_fn(p, x, y)) if value_fn else {}
+    updates, opt_state = tx.update(grads, opt_state, params, value=loss,
+                                   **extra)
     return (optax.apply_updates(params, updates), opt_state), loss
 
   metric_fn = jax.jit(evaluate)
@@ -432,15 +449,17 @@ def get(name: str) -> Task:
   return TASKS[name]
 
 
+# The benchmark tasks' learning rates are the best of a sweep
+# (``optax-nowcast tune --suite``, results/lr_sweep/<task>.md).
 register(Task('digits-mlp', 'digits', lambda: MLP((128, 64)),
-              batch_size=64, steps=1320, eval_every=22))
+              learning_rate=4e-3, batch_size=64, steps=1320, eval_every=22))
 register(Task('fmnist-cnn16', 'fashion_mnist', _fm16, learning_rate=6e-3,
               batch_size=128, steps=10_000, eval_every=200))
 register(Task('fmnist-cnn32', 'fashion_mnist', lambda: ConvNet((32, 64, 64)),
               learning_rate=6e-3, batch_size=128, steps=10_000,
               eval_every=200))
 register(Task('mnist-mlp', 'mnist', lambda: MLP((256, 128)),
-              batch_size=128, steps=5_000, eval_every=100))
+              learning_rate=2e-3, batch_size=128, steps=5_000, eval_every=100))
 register(Task('mnist-cnn', 'mnist', lambda: ConvNet((16, 32, 32)),
               learning_rate=3e-3, batch_size=128, steps=5_000,
               eval_every=100))

@@ -3,7 +3,10 @@ against the JSON schema."""
 
 import json
 
+import chex
+import jax.numpy as jnp
 import jsonschema
+import optax
 import pytest
 
 from optax_nowcast.lab import cli
@@ -145,11 +148,66 @@ def test_bench_command_writes_a_report_that_matches_its_schema(tmp_path):
   jsonschema.validate(rep, report.SCHEMA)
   assert rep['methods'] == ['adam', 'linear-guard']
   assert rep['seen_in_meta_training'] is False
+  assert rep['seen_by_wnn'] is False
   assert [r['method'] for r in rep['runs']] == ['adam', 'linear-guard']
-  # 132 steps = 6 epochs of 22: WNN's schedule jumps once (end of epoch 5).
-  assert rep['runs'][1]['eval_jumps'][-1] == 1
+  # NiNo's schedule over 132 steps: a record every 2 steps, a jump every
+  # 10, none after step 118: jumps at 10, 20, ..., 110.
+  assert rep['runs'][1]['eval_jumps'][-1] == 11
   assert (tmp_path / 'digits-mlp.png').stat().st_size > 0
   assert '| linear-guard |' in (tmp_path / 'digits-mlp.md').read_text()
+
+
+@pytest.mark.parametrize('budget,record_every,last', [
+    (10_000, 200, 9000), (1320, 26, 1188), (40, 1, 36)])
+def test_nino_schedule_records_50_times_and_jumps_every_5_records(
+    budget, record_every, last):
+  assert runner.nino_schedule(budget) == dict(
+      record_every=record_every, jump_every=5, last_jump_step=last)
+
+
+@pytest.mark.parametrize('method', [m for m in runner.METHODS
+                                    if m not in ('adam', 'adam-sweep',
+                                                 'adam-cosine')])
+def test_every_nowcast_method_chains_a_nowcast(method):
+  task = runner.tasks_lib.get('digits-mlp')
+  tx = runner._wrap(method, task, 22)(optax.adam(1e-3))
+  params = {'w': jnp.ones((3, 2))}
+  state = tx.init(params)
+  found = optax.tree.get_all_with_path(state, 'NowcastState')
+  assert len(found) == 1
+
+
+@pytest.mark.slow
+def test_checked_method_gets_value_fn_and_reports_its_choices(tmp_path):
+  assert cli.main(['bench', '--task', 'digits-mlp', '--methods',
+                   'adam,multihorizon-select', '--seeds', '1', '--steps',
+                   '100', '--out', str(tmp_path), '--no-progress']) == 0
+  rep = json.loads((tmp_path / 'digits-mlp.json').read_text())
+  jsonschema.validate(rep, report.SCHEMA)
+  run = rep['runs'][1]
+  # A jump every 5 records of 2 steps, to the end: 10 checked jumps, each
+  # counted once among no jump and the 4 horizons.
+  assert len(run['selected']) == 5 and sum(run['selected']) == 10
+  assert rep['runs'][0]['selected'] == []
+  assert 'multihorizon-select: no jump' in (
+      tmp_path / 'digits-mlp.md').read_text()
+
+
+@pytest.mark.parametrize('optimizer', ['adam', 'adamw', 'sgdm'])
+def test_cosine_decay_reaches_zero_at_the_budget(optimizer):
+  task = runner.tasks_lib.get('digits-mlp').replace(
+      optimizer=optimizer, steps=10, decay='cosine')
+  tx = task.make_optimizer()
+  params = {'w': jnp.ones(3)}
+  state = tx.init(params)
+  grads = {'w': jnp.full(3, 0.5)}
+  for _ in range(10):
+    updates, state = tx.update(grads, state, params)
+    chex.assert_trees_all_equal(jnp.isfinite(updates['w']), True)
+  updates, state = tx.update(grads, state, params)
+  chex.assert_trees_all_close(updates['w'], jnp.zeros(3), atol=1e-12)
+  with pytest.raises(ValueError, match='decay must be one of'):
+    task.replace(decay='linear')
 
 
 def test_saved_only_needs_saved_adam_runs_and_no_fresh(tmp_path, capsys):

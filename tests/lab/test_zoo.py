@@ -159,9 +159,14 @@ def test_the_corpus_keeps_disk_modest(corpus):
   assert total < 1.0e9
 
 
-def test_the_benchmark_still_decides_seen_tasks_by_the_full_zoo():
-  assert runner.seen_in_meta_training('fmnist-cnn16')
-  assert not runner.seen_in_meta_training('mnist-cnn')
+def test_no_benchmark_task_is_in_the_corpus():
+  for task in runner.SUITE:
+    assert not runner.seen_in_meta_training(task), task
+
+
+def test_the_report_says_which_tasks_wnn_saw():
+  assert runner.seen_by_wnn('fmnist-cnn16')
+  assert not runner.seen_by_wnn('mnist-cnn')
 
 
 @pytest.mark.parametrize('workers', [1, 2, 3])

@@ -36,6 +36,7 @@ SCHEMA: dict[str, Any] = {
         'schema': {'const': 'optax_nowcast.lab.bench/1'},
         'task': {'type': 'string'},
         'seen_in_meta_training': {'type': 'boolean'},
+        'seen_by_wnn': {'type': 'boolean'},
         'metric': {'type': 'string'},
         'higher_is_better': {'type': 'boolean'},
         'target': {'type': 'number'},
@@ -55,6 +56,8 @@ SCHEMA: dict[str, Any] = {
             'properties': {
                 'method': {'type': 'string'},
                 'seed': {'type': 'integer'},
+                'selected': {'type': 'array',
+                             'items': {'type': 'integer', 'minimum': 0}},
                 'eval_steps': {'type': 'array', 'items': {'type': 'integer'}},
                 'eval_metric': _NUMBERS,
                 'eval_seconds': _NUMBERS,
@@ -95,8 +98,11 @@ _SHORT = {'test_accuracy': 'acc', 'valid_loss': 'loss'}
 def markdown(report: dict) -> str:
   """The table in the layout of the WNN paper's Table 5, plus seconds."""
   seen = 'seen' if report['seen_in_meta_training'] else 'unseen'
+  seen = (f"{seen} by multihorizon's corpus,"
+          f" {'seen' if report['seen_by_wnn'] else 'unseen'} by WNN's zoo"
+          if 'seen_by_wnn' in report else f'{seen} in meta-training')
   lines = [
-      f"### {report['task']} ({seen} in meta-training)",
+      f"### {report['task']} ({seen})",
       '',
       f"Target {_NAMES[report['metric']]} {report['target']:.4f}"
       f" ({report['target_rule']});"
@@ -119,7 +125,35 @@ def markdown(report: dict) -> str:
         f" {_fmt(s['seconds_to_target'], 1)} |"
         f" {_fmt(s.get('speedup_seconds_vs_adam'), 2)} |"
         f" {_fmt(s['jumps'])} | {_fmt(s['rollbacks'])} |")
+  chosen = choices(report)
+  if chosen:
+    lines += ['', 'Checked jumps, candidates chosen (summed over seeds):']
+    lines += [f'- {m}: {c}' for m, c in chosen.items()]
   return '\n'.join(lines)
+
+
+def choices(report: dict) -> dict[str, str]:
+  """Per checked method, how often each candidate won, as a phrase.
+
+  Candidate 0 is no jump; candidate ``k`` the forecast at the ``k``-th step
+  size of the method's ``select`` (the default ``select``).
+  """
+  out = {}
+  for m in report['methods']:
+    counts = [r.get('selected') or [] for r in report['runs']
+              if r['method'] == m]
+    if not any(counts):
+      continue
+    total = [sum(c) for c in zip(*counts)]
+    names = ['no jump'] + [f'x{s:g}' for s in _select_sizes(len(total) - 1)]
+    out[m] = ', '.join(f'{n} {t}' for n, t in zip(names, total))
+  return out
+
+
+def _select_sizes(count: int) -> list[float]:
+  from optax_nowcast import _select  # pylint: disable=g-import-not-at-top
+  sizes = list(_select.DEFAULT_SELECT)
+  return sizes if len(sizes) == count else list(range(1, count + 1))
 
 
 def explain(report: dict) -> str:

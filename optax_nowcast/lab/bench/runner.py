@@ -1,21 +1,32 @@
 """Runs every method on a task, seed by seed, side by side in one process.
 
-Methods, each through ``nowcast`` with its published schedule:
+Methods, each through ``nowcast``:
 
-- ``adam``: the task's own optimizer alone (the baseline).
+- ``adam``: the task's own optimizer alone at its learning rate, the best
+  of a sweep (``optax-nowcast tune``, ``results/lr_sweep/``): tuned Adam,
+  the baseline of every speed-up.
 - ``adam-sweep``: the same at 1/3x, 1x and 3x the learning rate; its curve is
-  the best of the three at each evaluation (a tuned baseline), its seconds
-  those of one run (as if the best learning rate were known).
-- ``linear``, ``quadratic``, ``wnn``: WNN's schedule, a record per epoch (or
-  per the task's ``record_every``) and a jump every 5 records, none in the
-  last 10% of the budget; ``linear`` and ``quadratic`` fit the 5-record
-  window and extrapolate 5 records, ``wnn`` uses the shipped checkpoint's
-  horizon (10 records).
+  the best of the three at each evaluation, its seconds those of one run
+  (as if the best learning rate were known at every evaluation).
+- ``adam-cosine``: the tuned learning rate with cosine decay to zero at the
+  budget.
+- ``linear``, ``quadratic``, ``wnn``, ``multihorizon``: NiNo's step
+  schedule (:func:`nino_schedule`): a record every ``budget / 50`` steps, a
+  5-record window, a jump every 5 records, none in the last 10% of the
+  budget. ``linear`` and ``quadratic`` extrapolate 5 records, ``wnn`` uses
+  its checkpoint's horizon (10 records), ``multihorizon`` NiNo's horizons
+  from 40 records down to 1 (``schedules.NINO_HORIZONS``).
+- ``multihorizon-select``: the same with checked jumps: the loss of the
+  step's minibatch (``value_fn``) picks the best of no jump and the
+  forecasts at 1/4, 1/2, 1 and 2 times the scheduled horizon; it may jump
+  until the end of the budget.
+- ``wnn-epoch``: WNN's published schedule, a record per epoch (or per the
+  task's ``record_every``), for comparison with the step schedule.
 - ``introspection``: jumps at 30%, 40% and 50% of the budget, from the
   weights at 0, 0.4t, 0.7t, t to a forecast of 2t.
-- ``linear-guard``, ``quadratic-guard``, ``wnn-guard``: the same with
-  ``guard_steps`` = one epoch (a jump whose loss over the second half of
-  the next epoch exceeds the pre-jump loss is undone).
+- ``linear-guard``, ``quadratic-guard``, ``wnn-guard``: the step schedule
+  with ``guard_steps`` = one record interval (a jump whose loss over the
+  second half of that interval exceeds the pre-jump loss is undone).
 """
 
 from __future__ import annotations
@@ -37,8 +48,16 @@ from optax_nowcast.lab import tasks as tasks_lib
 from optax_nowcast.lab.bench import speedup
 from optax_nowcast.forecasters import _io as forecaster_io
 
-METHODS = ('adam', 'adam-sweep', 'linear', 'quadratic', 'introspection',
-           'wnn', 'linear-guard', 'quadratic-guard', 'wnn-guard')
+METHODS = ('adam', 'adam-sweep', 'adam-cosine', 'linear', 'quadratic',
+           'introspection', 'wnn', 'wnn-epoch', 'multihorizon',
+           'multihorizon-select', 'linear-guard', 'quadratic-guard',
+           'wnn-guard')
+
+#: Methods whose jumps are checked with the minibatch loss (``value_fn``).
+CHECKED = ('multihorizon-select',)
+
+#: Records per budget and records per jump of :func:`nino_schedule`.
+NINO_RECORDS, NINO_JUMP_EVERY = 50, 5
 
 
 #: The benchmark suite (``optax-nowcast bench --suite``).
@@ -49,32 +68,64 @@ SWEEP = (1 / 3, 1.0, 3.0)
 
 
 
+def nino_schedule(budget: int) -> dict[str, int]:
+  """NiNo's step schedule scaled to a budget (``nowcast`` keyword arguments).
+
+  NiNo (Knyazev et al., 2025) records every 200 steps of its 10k-step runs
+  and jumps every 5 records (1,000 steps): 50 records and 10 jumps per
+  budget. The last 10% of the budget has no (blind) jump.
+  """
+  record_every = max(1, budget // NINO_RECORDS)
+  return dict(record_every=record_every, jump_every=NINO_JUMP_EVERY,
+              last_jump_step=int(0.9 * budget))
+
+
 def _wrap(method: str, task: tasks_lib.Task, steps_per_epoch: int
           ) -> Optional[Callable[[optax.GradientTransformation],
                                  optax.GradientTransformation]]:
   """The function that adds ``method``'s nowcast to the task's optimizer."""
-  if method in ('adam', 'adam-sweep'):
+  if method in ('adam', 'adam-sweep', 'adam-cosine'):
     return None
   if method == 'introspection':
     steps = sorted({max(2, int(f * task.steps)) for f in (0.3, 0.4, 0.5)})
     transform = onc.nowcast(onc.forecasters.load('introspection'),
                             schedule=onc.schedules.introspection(steps))
-  else:
-    name, guarded = method.removesuffix('-guard'), method.endswith('-guard')
-    forecaster = {
-        'linear': lambda: onc.forecasters.linear(window=5, horizon=5),
-        'quadratic': lambda: onc.forecasters.quadratic(window=5, horizon=5),
-        'wnn': lambda: onc.forecasters.load('wnn'),
-    }[name]()
-    transform = onc.nowcast(forecaster, record_every=steps_per_epoch,
-                            jump_every=5,
-                            last_jump_step=int(0.9 * task.steps),
-                            guard_steps=steps_per_epoch if guarded else None)
+    return lambda tx: optax.chain(tx, transform)
+  name = method.removesuffix('-guard').removesuffix('-select')
+  name = name.removesuffix('-epoch')
+  forecaster = {
+      'linear': lambda: onc.forecasters.linear(window=5, horizon=5),
+      'quadratic': lambda: onc.forecasters.quadratic(window=5, horizon=5),
+      'wnn': lambda: onc.forecasters.load('wnn'),
+      'multihorizon': lambda: onc.forecasters.load('multihorizon'),
+  }[name]()
+  schedule = nino_schedule(task.steps)
+  if method.endswith('-epoch'):
+    schedule = dict(record_every=steps_per_epoch, jump_every=5,
+                    last_jump_step=int(0.9 * task.steps))
+  extra = {}
+  if name == 'multihorizon':
+    extra['horizon'] = onc.schedules.NINO_HORIZONS
+  if method in CHECKED:
+    schedule['last_jump_step'] = None  # Checked jumps never raise the loss.
+  if method.endswith('-guard'):
+    extra['guard_steps'] = schedule['record_every']
+  transform = onc.nowcast(forecaster, **schedule, **extra)
   return lambda tx: optax.chain(tx, transform)
 
 
 def seen_in_meta_training(task: str) -> bool:
-  """Whether the shipped forecasters saw trajectories of ``task``."""
+  """Whether ``multihorizon``'s corpus has runs of ``task``.
+
+  (The shipped WNN's smaller zoo, ``'full'``, has runs of some benchmark
+  tasks: :func:`seen_by_wnn`.)
+  """
+  from optax_nowcast.lab.meta import zoo  # pylint: disable=g-import-not-at-top
+  return any(spec.task == task for spec in zoo.runs('corpus'))
+
+
+def seen_by_wnn(task: str) -> bool:
+  """Whether the shipped WNN saw trajectories of ``task``."""
   from optax_nowcast.lab.meta import zoo  # pylint: disable=g-import-not-at-top
   return any(spec.task == task for spec in zoo.runs('full'))
 
@@ -91,6 +142,9 @@ class Run:
   eval_jumps: list[int]
   skipped: int = 0
   rollbacks: int = 0
+  #: Checked jumps: how many chose each candidate (0 = no jump, k = the
+  #: forecast at ``select[k - 1]`` times the scheduled horizon or step).
+  selected: list[int] = dataclasses.field(default_factory=list)
 
 
 def _fingerprint(task: tasks_lib.Task, method: str, lr_factor: float) -> dict:
@@ -99,10 +153,16 @@ def _fingerprint(task: tasks_lib.Task, method: str, lr_factor: float) -> dict:
              batch_size=task.batch_size, optimizer=task.optimizer,
              learning_rate=task.learning_rate * lr_factor,
              record_every=task.record_every, method=method)
-  name = method.removesuffix('-guard')
+  name = (method.removesuffix('-guard').removesuffix('-select')
+          .removesuffix('-epoch'))
   if method.endswith('-guard'):
     key['guard'] = 'last half of the window'  # The criterion since 2026-11-22.
-  if name in ('wnn', 'introspection'):
+  if name in ('linear', 'quadratic', 'wnn', 'multihorizon') and not (
+      method.endswith('-epoch')):
+    key['schedule'] = dict(nino_schedule(task.steps), since='2026-12-02')
+  if method == 'adam-cosine':
+    key['decay'] = 'cosine'
+  if name in ('wnn', 'introspection', 'multihorizon'):
     manifest = forecaster_io.shipped_root() / name / 'manifest.json'
     key['forecaster_sha256'] = data_lib.sha256_file(manifest)
   return key
@@ -160,16 +220,19 @@ def _train(task: tasks_lib.Task, seed: int, ds: Any, method: str,
       bar.set_postfix_str(f'{name} seed {seed}: {task.metric} {metric:.4f}'
                           f' at step {step}')
 
+  decay = 'cosine' if method == 'adam-cosine' else task.decay
   result = tasks_lib.train(
-      task.replace(learning_rate=task.learning_rate * lr_factor), seed,
-      dataset=ds, wrap_tx=_wrap(method, task, steps_per_epoch),
-      on_eval=on_eval)
+      task.replace(learning_rate=task.learning_rate * lr_factor, decay=decay),
+      seed, dataset=ds, wrap_tx=_wrap(method, task, steps_per_epoch),
+      on_eval=on_eval, value_fn=method in CHECKED)
   found = optax.tree.get_all_with_path(result.final_opt_state, 'NowcastState')
   state = found[0][1] if found else None
   run = Run(method, seed, result.eval_steps, result.eval_metric,
             result.eval_seconds, result.eval_jumps,
             int(state.skipped) if state else 0,
-            int(optax.tree.get(state, "rollbacks", 0)) if state else 0)
+            int(optax.tree.get(state, "rollbacks", 0)) if state else 0,
+            [int(c) for c in state.selected] if state and method in CHECKED
+            else [])
   if file is not None:
     file.parent.mkdir(parents=True, exist_ok=True)
     tmp = file.with_suffix('.tmp')
@@ -335,6 +398,7 @@ def run_task(task_name: str, methods: Sequence[str], seeds: int, *,
       schema='optax_nowcast.lab.bench/1',
       task=task_name,
       seen_in_meta_training=seen_in_meta_training(task_name),
+      seen_by_wnn=seen_by_wnn(task_name),
       metric=task.metric,
       higher_is_better=better,
       target=target,
