@@ -1,39 +1,27 @@
 #!/usr/bin/env bash
-# The benchmark suite, 3 seeds, split over two workers (one per core).
-# Every finished run is saved under results/suite/runs/, so rerunning this
-# script after an interruption only does what is missing. Each task is run
-# method by method (adam and wnn first, then one method more per call), so a
-# stopped suite leaves whole methods behind, which
-#   optax-nowcast bench --task T --methods ... --out results/suite --saved-only
-# reports without training.
+# The whole benchmark suite on this machine, resumable at every step:
+#   1. tune each task's learning rate (optax-nowcast tune, two processes);
+#   2. stop unless tasks.py registers every sweep's best rate (the tune
+#      command prints what to register; a test checks it);
+#   3. every method x 3 seeds, each task's runs shared by one worker per
+#      core (benchmarks/run_task_split.sh), then the README's tables.
+# Every finished run is saved (results/lr_sweep/runs, results/suite/runs),
+# so rerunning this script after an interruption only does what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=results/suite
 export OPTAX_NOWCAST_DATA="${OPTAX_NOWCAST_DATA:-../shared/data}"
+TASKS=(digits-mlp mnist-mlp mnist-cnn fmnist-cnn16 fmnist-cnn32 shakespeare-charlm)
 
-bench_task() {  # bench_task TASK EXTRA_METHOD...
-  local task=$1 methods=adam,wnn
-  shift
-  optax-nowcast bench --task "$task" --methods $methods --seeds 3 --out $OUT --no-progress
-  for m in "$@"; do
-    methods=$methods,$m
-    optax-nowcast bench --task "$task" --methods $methods --seeds 3 --out $OUT --no-progress
-  done
-}
-
-M=(introspection wnn-guard linear adam-sweep quadratic)
-(
-  bench_task fmnist-cnn16 "${M[@]}"
-  bench_task fmnist-cnn32 "${M[@]}"
-) > $OUT.worker-a.log 2>&1 &
-(
-  # The two small tasks also measure the guard on linear and quadratic jumps.
-  bench_task digits-mlp "${M[@]}" linear-guard quadratic-guard
-  bench_task mnist-mlp "${M[@]}" linear-guard quadratic-guard
-  bench_task shakespeare-charlm "${M[@]}"
-  bench_task mnist-cnn "${M[@]}"
-) > $OUT.worker-b.log 2>&1 &
+optax-nowcast tune --task digits-mlp,mnist-mlp,shakespeare-charlm,mnist-cnn \
+  --out results/lr_sweep --no-progress > results/lr_sweep.a.log 2>&1 &
+optax-nowcast tune --task fmnist-cnn16,fmnist-cnn32 \
+  --out results/lr_sweep --no-progress > results/lr_sweep.b.log 2>&1 &
 wait
-for t in digits-mlp mnist-mlp mnist-cnn fmnist-cnn16 fmnist-cnn32 shakespeare-charlm; do
-  cat $OUT/$t.md; echo
-done > $OUT/suite.md
+python -m pytest -q tests/lab/test_tune.py -k registers \
+  || { echo 'register the tuned learning rates in tasks.py first'; exit 1; }
+
+for t in "${TASKS[@]}"; do
+  bash benchmarks/run_task_split.sh "$t"
+done
+python benchmarks/suite_summary.py $(printf "results/suite/%s.json " "${TASKS[@]}") \
+  --plot results/suite/summary.png --readme README.md

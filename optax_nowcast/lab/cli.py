@@ -233,11 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
       help='Adam vs Adam + nowcast on scikit-learn digits, side by side.',
       description=(
           'The benchmark on its embedded task: trains an MLP on the digits'
-          ' that ship with scikit-learn with plain Adam, Adam + nowcast(linear)'
-          ' and Adam + nowcast(shipped WNN), for several seeds in one process;'
+          ' that ship with scikit-learn with tuned Adam, Adam + nowcast'
+          ' (shipped WNN) and Adam + nowcast(shipped multihorizon, checked'
+          ' jumps), for several seeds in one process;'
           ' prints steps and seconds to a target test accuracy and the'
           ' speed-ups, and writes the JSON report and the plot to --out.'))
-  demo.add_argument('--methods', default='adam,linear,wnn',
+  demo.add_argument('--methods', default='adam,wnn,multihorizon-select',
                     help=f'comma-separated methods among {method_list}')
   demo.add_argument('--seeds', type=_positive_int, default=3,
                     help='seeds 0 .. N-1, each method on each')

@@ -12,16 +12,20 @@ pytestmark = pytest.mark.slow
 
 
 def test_demo_prints_the_table_and_writes_report_and_plot(tmp_path, capsys):
-  assert cli.main(['demo', '--seeds', '1', '--methods', 'adam,linear',
-                   '--out', str(tmp_path), '--no-progress']) == 0
+  assert cli.main(['demo', '--seeds', '1', '--methods',
+                   'adam,multihorizon-select', '--out', str(tmp_path),
+                   '--no-progress']) == 0
   out = capsys.readouterr().out
-  assert 'digits-mlp (unseen in meta-training)' in out
+  assert ("digits-mlp (unseen by multihorizon's corpus, unseen by WNN's zoo)"
+          in out)
   rows = [line for line in out.splitlines() if line.startswith('| ')]
-  assert [r.split('|')[1].strip() for r in rows[1:]] == ['adam', 'linear']
+  assert [r.split('|')[1].strip() for r in rows[1:]] == [
+      'adam', 'multihorizon-select']
   report = json.loads((tmp_path / 'digits-mlp.json').read_text())
-  # 1320 steps, a record per 22-step epoch, a jump every 5 records, none in
-  # the last 10%: jumps at epochs 5, 10, ..., 50 (steps 110 .. 1100).
-  assert report['runs'][1]['eval_jumps'][-1] == 10
+  # 1320 steps, a record every 26 (budget / 50), a checked jump every 5
+  # records to the end: 10 jumps, each choosing no jump or a horizon.
+  assert sum(report['runs'][1]['selected']) == 10
+  assert 'multihorizon-select: no jump' in out
   assert (tmp_path / 'digits-mlp.png').stat().st_size > 0
 
 

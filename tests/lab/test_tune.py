@@ -1,6 +1,7 @@
 """The learning-rate sweep that makes ``adam`` tuned Adam."""
 
 import json
+import pathlib
 
 import pytest
 
@@ -80,3 +81,12 @@ def test_tune_needs_a_task_or_the_suite(capsys):
   assert 'exactly one of --task' in capsys.readouterr().err
   assert cli.main(['tune', '--task', 'nope', '--out', '/tmp/x']) == 2
   assert "unknown task 'nope'" in capsys.readouterr().err
+
+
+_SWEEPS = pathlib.Path(__file__).resolve().parents[2] / 'results' / 'lr_sweep'
+
+
+@pytest.mark.parametrize('task', runner.SUITE)
+def test_each_benchmark_task_registers_the_best_rate_of_its_sweep(task):
+  # The committed sweep (``optax-nowcast tune --suite``) decides ``adam``.
+  assert tune.tuned(task, _SWEEPS) == tasks.get(task).learning_rate
