@@ -24,9 +24,10 @@ Methods, each through ``nowcast``:
   task's ``record_every``), for comparison with the step schedule.
 - ``introspection``: jumps at 30%, 40% and 50% of the budget, from the
   weights at 0, 0.4t, 0.7t, t to a forecast of 2t.
-- ``linear-guard``, ``quadratic-guard``, ``wnn-guard``: the step schedule
-  with ``guard_steps`` = one record interval (a jump whose loss over the
-  second half of that interval exceeds the pre-jump loss is undone).
+- ``linear-guard``, ``quadratic-guard``, ``wnn-guard``,
+  ``multihorizon-guard``: the step schedule with ``guard_steps`` = one
+  record interval (a jump whose loss over the second half of that interval
+  exceeds the pre-jump loss is undone).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from optax_nowcast.forecasters import _io as forecaster_io
 METHODS = ('adam', 'adam-sweep', 'adam-cosine', 'linear', 'quadratic',
            'introspection', 'wnn', 'wnn-epoch', 'multihorizon',
            'multihorizon-select', 'linear-guard', 'quadratic-guard',
-           'wnn-guard')
+           'wnn-guard', 'multihorizon-guard')
 
 #: Methods whose jumps are checked with the minibatch loss (``value_fn``).
 CHECKED = ('multihorizon-select',)
