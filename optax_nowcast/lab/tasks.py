@@ -466,7 +466,7 @@ register(Task('mnist-cnn', 'mnist', lambda: ConvNet((16, 32, 32)),
 
 
 register(Task('shakespeare-charlm', 'shakespeare', CharTransformer,
-              learning_rate=3e-3, batch_size=32, steps=3_000, eval_every=100,
+              learning_rate=8e-3, batch_size=32, steps=3_000, eval_every=100,
               metric='valid_loss', record_every=100, context=64))
 
 

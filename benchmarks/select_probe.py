@@ -1,0 +1,85 @@
+"""What a checked jump sees: the minibatch loss at each candidate of a jump.
+
+Trains a benchmark task with Adam + ``nowcast(load('multihorizon'))`` on
+NiNo's step schedule with checked jumps (``value_fn`` = the step's minibatch
+loss, as ``multihorizon-select`` in the benchmark) and prints, at every
+jump, the loss at ``p_n`` (no jump) and at the forecast for each multiple of
+the scheduled horizon in ``--select``; ``--only`` restricts the jump to the
+leaves whose path contains one of the given substrings (the others are
+masked out), to find which leaves make the loss rise.
+
+  python benchmarks/select_probe.py --task mnist-cnn --steps 500
+  python benchmarks/select_probe.py --task mnist-cnn --steps 500 --only Conv3x3
+"""
+
+import argparse
+
+import jax
+import optax
+
+import optax_nowcast as onc
+from optax_nowcast.lab import tasks
+from optax_nowcast.lab.bench import runner
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--task', default='mnist-cnn')
+  parser.add_argument('--steps', type=int, default=500,
+                      help='steps to train (the schedule is that of the'
+                      " task's whole budget)")
+  parser.add_argument('--select', default='0.25,0.5,1.0')
+  parser.add_argument('--only', default='',
+                      help='comma-separated path substrings of the leaves'
+                      ' that jump (default: all)')
+  args = parser.parse_args()
+  task = tasks.get(args.task)
+  schedule = runner.nino_schedule(task.steps)
+  schedule['last_jump_step'] = None
+  select = tuple(float(s) for s in args.select.split(','))
+  keep = [k for k in args.only.split(',') if k]
+  mask = None
+  if keep:
+    def mask(params):
+      return jax.tree_util.tree_map_with_path(
+          lambda path, _: any(k in jax.tree_util.keystr(path) for k in keep),
+          params)
+  inner = onc.nowcast(onc.forecasters.load('multihorizon'),
+                      horizon=onc.schedules.NINO_HORIZONS, select=select,
+                      mask=mask, **schedule)
+  losses = []
+
+  def update(updates, state, params=None, **extra):
+    value_fn = extra.get('value_fn')
+    if value_fn is not None:
+      def loud(p):
+        value = value_fn(p)
+        jax.debug.callback(lambda v: losses.append(float(v)), value)
+        return value
+      extra['value_fn'] = loud
+    return inner.update(updates, state, params, **extra)
+
+  probe = optax.GradientTransformationExtraArgs(inner.init, update)
+  result = tasks.train(task.replace(steps=args.steps), 0,
+                       wrap_tx=lambda tx: optax.chain(tx, probe),
+                       value_fn=True)
+  state = optax.tree.get_all_with_path(result.final_opt_state,
+                                       'NowcastState')[0][1]
+  per_jump = 1 + len(select)
+  every = schedule['record_every'] * schedule['jump_every']
+  print(f"{args.task}: lr {task.learning_rate:g}, a jump every {every} steps"
+        f" (horizons {onc.schedules.NINO_HORIZONS[:3]}... records of"
+        f" {schedule['record_every']} steps); jumping leaves:"
+        f" {args.only or 'all'}")
+  print('| jump | step | no jump | ' + ' | '.join(f'x{s:g}' for s in select)
+        + ' |')
+  print('|---|---|' + '---|' * per_jump)
+  for j in range(len(losses) // per_jump):
+    row = losses[j * per_jump:(j + 1) * per_jump]
+    print(f'| {j + 1} | {(j + 1) * every} | '
+          + ' | '.join(f'{v:.4f}' for v in row) + ' |')
+  print('chosen (no jump, then each multiple):', state.selected.tolist())
+
+
+if __name__ == '__main__':
+  main()
