@@ -17,6 +17,7 @@ from optax_nowcast._labels import default_label
 from optax_nowcast._nowcast import nowcast
 from optax_nowcast._nowcast import NowcastState
 from optax_nowcast._select import DEFAULT_SELECT
+from optax_nowcast._select import lookahead
 
 __version__ = '0.2.0'
 
@@ -27,6 +28,7 @@ __all__ = (
     'default_label',
     'forecasters',
     'guards',
+    'lookahead',
     'nowcast',
     'schedules',
 )

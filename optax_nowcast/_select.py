@@ -86,3 +86,67 @@ def choose(value_fn: Callable[[Any], Any], candidate: Callable[[jax.Array],
   best = jnp.argmin(losses).astype(jnp.int32)
   better = jnp.isfinite(stay) & (losses[best] < stay)
   return jnp.where(better, best, 0).astype(jnp.int32)
+
+
+def lookahead(
+    loss_fn: Callable[[Any], Any],
+    *,
+    steps: int,
+    learning_rate: float,
+    eval_fn: Optional[Callable[[Any], Any]] = None,
+) -> Callable[[Any], jax.Array]:
+  r"""A ``value_fn`` that judges params after a few steps of sign descent.
+
+  A jump's forecast can raise the loss at once and still pay: the
+  per-scalar forecasts of a layer lose the layer's co-adaptation, and a few
+  optimizer steps restore it, below where not jumping gets
+  (``results/select_probe.md``). A checked jump that compares the losses at
+  the candidates right away then never jumps. Pass this instead of the bare
+  loss: each candidate :math:`p` (no jump included) is first moved by
+  :math:`m` steps of sign descent on ``loss_fn``, a stand-in for Adam's
+  first steps,
+
+  .. math::
+    p_0 = p, \qquad
+    p_{k+1} = p_k - \eta \, \operatorname{sign}\bigl(\nabla
+      \text{loss\_fn}(p_k)\bigr), \qquad
+    \text{value}(p) = \text{eval\_fn}(p_m),
+
+  and judged there. The jump still goes to the candidate itself, not to
+  :math:`p_m`: the look-ahead only decides. It costs :math:`m` gradients
+  and one evaluation per candidate, on jump steps only.
+
+  Example::
+
+    value_fn = onc.lookahead(lambda p: loss(p, batch), steps=20,
+                             learning_rate=1e-3,
+                             eval_fn=lambda p: loss(p, other_batch))
+    updates, state = tx.update(grads, state, params, value_fn=value_fn)
+
+  Args:
+    loss_fn: The loss of a params tree (a real scalar), differentiated for
+      the look-ahead steps, e.g. the step's minibatch loss.
+    steps: :math:`m`, the look-ahead steps (>= 0; 0 judges right away).
+    learning_rate: :math:`\eta`, e.g. the inner optimizer's learning rate
+      (Adam's first steps move each weight by about it).
+    eval_fn: The loss judged after the steps (default ``loss_fn``); another
+      minibatch keeps the look-ahead from judging what it just fitted.
+
+  Returns:
+    ``value_fn(params) -> float32 scalar``.
+  """
+  steps = _validation.non_negative_int('steps', steps)
+  rate = _validation.positive_float('learning_rate', learning_rate)
+  judge = loss_fn if eval_fn is None else eval_fn
+  grad = jax.grad(lambda p: jnp.asarray(loss_fn(p), jnp.float32))
+
+  def descend(params, _):
+    g = grad(params)
+    return jax.tree.map(
+        lambda p, d: (p - rate * jnp.sign(d)).astype(p.dtype), params, g), None
+
+  def value_fn(params):
+    moved, _ = jax.lax.scan(descend, params, None, length=steps)
+    return jnp.asarray(judge(moved), jnp.float32)
+
+  return value_fn

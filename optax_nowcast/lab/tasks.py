@@ -239,7 +239,9 @@ def train(
     snapshot_every: Optional[int] = None,
     on_snapshot: Optional[Callable[[int, Any], None]] = None,
     on_eval: Optional[Callable[[int, float], None]] = None,
-    value_fn: bool = False,
+    value_fn: Optional[Callable[[Callable[[Any], jax.Array],
+                                 Callable[[Any], jax.Array]],
+                                Callable[[Any], jax.Array]]] = None,
 ) -> TrainResult:
   """Trains ``task`` from seed ``seed``.
 
@@ -254,10 +256,14 @@ def train(
     on_snapshot: See ``snapshot_every``.
     on_eval: If set, called as ``on_eval(step, metric)`` after each
       evaluation (e.g. to move a progress bar).
-    value_fn: Pass the optimizer's ``update`` the loss on the step's
-      minibatch as a function of the params (the extra argument
-      ``value_fn``), which turns a ``nowcast`` in ``wrap_tx`` into checked
-      jumps. Off by default: with it, every nowcast is checked.
+    value_fn: If given, ``update`` also receives the extra argument
+      ``value_fn=value_fn(batch_loss, other_loss)``, which turns a
+      ``nowcast`` in ``wrap_tx`` into checked jumps: ``batch_loss`` is the
+      loss of a params tree on the step's minibatch, ``other_loss`` on
+      another minibatch drawn for the step (only when called: on jump
+      steps). E.g. ``lambda batch, _: batch``, or a look-ahead
+      (:func:`optax_nowcast.lookahead`). Default: no ``value_fn`` (with
+      one, every nowcast in the chain is checked).
 
   Returns:
     A :class:`TrainResult` with the task's metric every ``task.eval_every``
@@ -270,6 +276,7 @@ def train(
     tx = wrap_tx(tx)
   key = jax.random.key(seed)
   init_key, data_key = jax.random.split(key)
+  other_data_key = jax.random.fold_in(data_key, -1)
   sample, example, evaluate = _problem(task, ds, model)
   params = model.init(init_key, example)['params']
   opt_state = tx.init(params)
@@ -282,7 +289,12 @@ def train(
     params, opt_state = carry
     x, y = sample(jax.random.fold_in(data_key, step_index))
     loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
-    extra = dict(value_fn=lambda p: loss_fn(p, x, y)) if value_fn else {}
+    extra = {}
+    if value_fn is not None:
+      other_key = jax.random.fold_in(other_data_key, step_index)
+      extra['value_fn'] = value_fn(
+          lambda p: loss_fn(p, x, y),
+          lambda p: loss_fn(p, *sample(other_key)))
     updates, opt_state = tx.update(grads, opt_state, params, value=loss,
                                    **extra)
     return (optax.apply_updates(params, updates), opt_state), loss

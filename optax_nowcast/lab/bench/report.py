@@ -136,7 +136,7 @@ def choices(report: dict) -> dict[str, str]:
   """Per checked method, how often each candidate won, as a phrase.
 
   Candidate 0 is no jump; candidate ``k`` the forecast at the ``k``-th step
-  size of the method's ``select`` (the default ``select``).
+  size of the benchmark's ``select`` (``runner.SELECT``).
   """
   out = {}
   for m in report['methods']:
@@ -151,8 +151,8 @@ def choices(report: dict) -> dict[str, str]:
 
 
 def _select_sizes(count: int) -> list[float]:
-  from optax_nowcast import _select  # pylint: disable=g-import-not-at-top
-  sizes = list(_select.DEFAULT_SELECT)
+  from optax_nowcast.lab.bench import runner  # pylint: disable=g-import-not-at-top
+  sizes = list(runner.SELECT)
   return sizes if len(sizes) == count else list(range(1, count + 1))
 
 

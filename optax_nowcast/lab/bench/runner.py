@@ -16,10 +16,11 @@ Methods, each through ``nowcast``:
   budget. ``linear`` and ``quadratic`` extrapolate 5 records, ``wnn`` uses
   its checkpoint's horizon (10 records), ``multihorizon`` NiNo's horizons
   from 40 records down to 1 (``schedules.NINO_HORIZONS``).
-- ``multihorizon-select``: the same with checked jumps: the loss of the
-  step's minibatch (``value_fn``) picks the best of no jump and the
-  forecasts at 1/4, 1/2, 1 and 2 times the scheduled horizon; it may jump
-  until the end of the budget.
+- ``multihorizon-select``: the same with checked jumps: no jump and the
+  forecasts at 1/2, 1 and 2 times the scheduled horizon are each judged by
+  the loss on another minibatch after 10 sign-descent steps on the step's
+  minibatch (:func:`_value_fn`), the best is taken; it may jump until the
+  end of the budget.
 - ``wnn-epoch``: WNN's published schedule, a record per epoch (or per the
   task's ``record_every``), for comparison with the step schedule.
 - ``introspection``: jumps at 30%, 40% and 50% of the budget, from the
@@ -54,8 +55,11 @@ METHODS = ('adam', 'adam-sweep', 'adam-cosine', 'linear', 'quadratic',
            'multihorizon-select', 'linear-guard', 'quadratic-guard',
            'wnn-guard', 'multihorizon-guard')
 
-#: Methods whose jumps are checked with the minibatch loss (``value_fn``).
+#: Methods whose jumps are checked (``value_fn``, see :func:`_value_fn`).
 CHECKED = ('multihorizon-select',)
+#: The checked methods' look-ahead: sign-descent steps before judging, and
+#: the multiples of the scheduled horizon tried.
+LOOKAHEAD_STEPS, SELECT = 10, (0.5, 1.0, 2.0)
 
 #: Records per budget and records per jump of :func:`nino_schedule`.
 NINO_RECORDS, NINO_JUMP_EVERY = 50, 5
@@ -109,10 +113,26 @@ def _wrap(method: str, task: tasks_lib.Task, steps_per_epoch: int
     extra['horizon'] = onc.schedules.NINO_HORIZONS
   if method in CHECKED:
     schedule['last_jump_step'] = None  # Checked jumps never raise the loss.
+    extra['select'] = SELECT
   if method.endswith('-guard'):
     extra['guard_steps'] = schedule['record_every']
   transform = onc.nowcast(forecaster, **schedule, **extra)
   return lambda tx: optax.chain(tx, transform)
+
+
+def _value_fn(method: str, task: tasks_lib.Task):
+  """What ``tasks.train`` passes a checked method as ``value_fn``.
+
+  The loss on another minibatch after :data:`LOOKAHEAD_STEPS` steps of sign
+  descent at the task's learning rate on the step's minibatch
+  (:func:`optax_nowcast.lookahead`): a multihorizon jump raises the loss at
+  once and pays a few steps later (``results/select_probe.md``).
+  """
+  if method not in CHECKED:
+    return None
+  return lambda batch, other: onc.lookahead(
+      batch, steps=LOOKAHEAD_STEPS, learning_rate=task.learning_rate,
+      eval_fn=other)
 
 
 def seen_in_meta_training(task: str) -> bool:
@@ -163,6 +183,8 @@ def _fingerprint(task: tasks_lib.Task, method: str, lr_factor: float) -> dict:
     key['schedule'] = dict(nino_schedule(task.steps), since='2026-12-02')
   if method == 'adam-cosine':
     key['decay'] = 'cosine'
+  if method in CHECKED:
+    key['check'] = dict(lookahead=LOOKAHEAD_STEPS, select=SELECT)
   if name in ('wnn', 'introspection', 'multihorizon'):
     manifest = forecaster_io.shipped_root() / name / 'manifest.json'
     key['forecaster_sha256'] = data_lib.sha256_file(manifest)
@@ -225,7 +247,7 @@ def _train(task: tasks_lib.Task, seed: int, ds: Any, method: str,
   result = tasks_lib.train(
       task.replace(learning_rate=task.learning_rate * lr_factor, decay=decay),
       seed, dataset=ds, wrap_tx=_wrap(method, task, steps_per_epoch),
-      on_eval=on_eval, value_fn=method in CHECKED)
+      on_eval=on_eval, value_fn=_value_fn(method, task))
   found = optax.tree.get_all_with_path(result.final_opt_state, 'NowcastState')
   state = found[0][1] if found else None
   run = Run(method, seed, result.eval_steps, result.eval_metric,
