@@ -6,10 +6,14 @@ loss, as ``multihorizon-select`` in the benchmark) and prints, at every
 jump, the loss at ``p_n`` (no jump) and at the forecast for each multiple of
 the scheduled horizon in ``--select``; ``--only`` restricts the jump to the
 leaves whose path contains one of the given substrings (the others are
-masked out), to find which leaves make the loss rise.
+masked out), to find which leaves make the loss rise. With ``--lookahead
+M`` the candidates are judged (and chosen) after M sign-descent steps on the
+same minibatch at the task's learning rate (``onc.lookahead``), and both
+losses are printed.
 
-  python benchmarks/select_probe.py --task mnist-cnn --steps 500
+  python benchmarks/select_probe.py --task mnist-cnn --steps 1600
   python benchmarks/select_probe.py --task mnist-cnn --steps 500 --only Conv3x3
+  python benchmarks/select_probe.py --task mnist-cnn --steps 1600 --lookahead 20
 """
 
 import argparse
@@ -29,6 +33,8 @@ def main():
                       help='steps to train (the schedule is that of the'
                       " task's whole budget)")
   parser.add_argument('--select', default='0.25,0.5,1.0')
+  parser.add_argument('--lookahead', type=int, default=0,
+                      help='sign-descent steps before judging (0: none)')
   parser.add_argument('--only', default='',
                       help='comma-separated path substrings of the leaves'
                       ' that jump (default: all)')
@@ -47,22 +53,22 @@ def main():
   inner = onc.nowcast(onc.forecasters.load('multihorizon'),
                       horizon=onc.schedules.NINO_HORIZONS, select=select,
                       mask=mask, **schedule)
-  losses = []
+  losses, after = [], []
 
-  def update(updates, state, params=None, **extra):
-    value_fn = extra.get('value_fn')
-    if value_fn is not None:
-      def loud(p):
-        value = value_fn(p)
-        jax.debug.callback(lambda v: losses.append(float(v)), value)
-        return value
-      extra['value_fn'] = loud
-    return inner.update(updates, state, params, **extra)
+  def value_fn(batch, _):
+    judged = onc.lookahead(batch, steps=args.lookahead,
+                           learning_rate=task.learning_rate)
 
-  probe = optax.GradientTransformationExtraArgs(inner.init, update)
+    def loud(p):
+      now, value = batch(p), judged(p)
+      jax.debug.callback(lambda a, b: (losses.append(float(a)),
+                                       after.append(float(b))), now, value)
+      return value
+    return loud
+
   result = tasks.train(task.replace(steps=args.steps), 0,
-                       wrap_tx=lambda tx: optax.chain(tx, probe),
-                       value_fn=True)
+                       wrap_tx=lambda tx: optax.chain(tx, inner),
+                       value_fn=value_fn)
   state = optax.tree.get_all_with_path(result.final_opt_state,
                                        'NowcastState')[0][1]
   per_jump = 1 + len(select)
@@ -76,8 +82,15 @@ def main():
   print('|---|---|' + '---|' * per_jump)
   for j in range(len(losses) // per_jump):
     row = losses[j * per_jump:(j + 1) * per_jump]
-    print(f'| {j + 1} | {(j + 1) * every} | '
-          + ' | '.join(f'{v:.4f}' for v in row) + ' |')
+    if args.lookahead:
+      row = [f'{a:.4f} → {b:.4f}' for a, b in
+             zip(row, after[j * per_jump:(j + 1) * per_jump])]
+    else:
+      row = [f'{a:.4f}' for a in row]
+    print(f'| {j + 1} | {(j + 1) * every} | ' + ' | '.join(row) + ' |')
+  if args.lookahead:
+    print(f'(each cell: the loss right away → after {args.lookahead}'
+          ' sign-descent steps, which decides)')
   print('chosen (no jump, then each multiple):', state.selected.tolist())
 
 

@@ -276,7 +276,8 @@ def train(
     tx = wrap_tx(tx)
   key = jax.random.key(seed)
   init_key, data_key = jax.random.split(key)
-  other_data_key = jax.random.fold_in(data_key, -1)
+  # The other minibatches of value_fn: a stream apart from the steps' own.
+  other_data_key = jax.random.fold_in(data_key, 2**31 - 1)
   sample, example, evaluate = _problem(task, ds, model)
   params = model.init(init_key, example)['params']
   opt_state = tx.init(params)
