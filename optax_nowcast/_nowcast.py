@@ -300,7 +300,11 @@ def nowcast(
   times, one candidate alive at a time), and ``NowcastState.selected``
   counts the winners. Such a jump never raises the loss it is given above
   not jumping, so training may end on any step and jumps cannot drive an
-  oscillation of that loss. Without ``value_fn`` the jump goes blindly to
+  oscillation of that loss. A learned forecaster's jump can raise the loss
+  at once and still pay a few steps later (``results/select_probe.md``):
+  give ``value_fn=lookahead(loss, steps=..., learning_rate=...)``
+  (:func:`~optax_nowcast.lookahead`) to judge each candidate after a few
+  sign-descent steps instead. Without ``value_fn`` the jump goes blindly to
   the forecast, and a periodic schedule then requires ``last_jump_step``
   (``update`` raises otherwise): with blind jumps to the end, optax's own
   test problems are no longer solved (``results/optax_convergence.md``:

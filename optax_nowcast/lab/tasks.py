@@ -474,7 +474,7 @@ register(Task('fmnist-cnn32', 'fashion_mnist', lambda: ConvNet((32, 64, 64)),
 register(Task('mnist-mlp', 'mnist', lambda: MLP((256, 128)),
               learning_rate=2e-3, batch_size=128, steps=5_000, eval_every=100))
 register(Task('mnist-cnn', 'mnist', lambda: ConvNet((16, 32, 32)),
-              learning_rate=3e-3, batch_size=128, steps=5_000,
+              learning_rate=8e-3, batch_size=128, steps=5_000,
               eval_every=100))
 
 
