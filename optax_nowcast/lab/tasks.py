@@ -466,7 +466,7 @@ def get(name: str) -> Task:
 # (``optax-nowcast tune --suite``, results/lr_sweep/<task>.md).
 register(Task('digits-mlp', 'digits', lambda: MLP((128, 64)),
               learning_rate=4e-3, batch_size=64, steps=1320, eval_every=22))
-register(Task('fmnist-cnn16', 'fashion_mnist', _fm16, learning_rate=6e-3,
+register(Task('fmnist-cnn16', 'fashion_mnist', _fm16, learning_rate=4e-3,
               batch_size=128, steps=10_000, eval_every=200))
 register(Task('fmnist-cnn32', 'fashion_mnist', lambda: ConvNet((32, 64, 64)),
               learning_rate=6e-3, batch_size=128, steps=10_000,
