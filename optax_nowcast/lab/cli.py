@@ -257,10 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
           ' are skipped, so an interrupted collection resumes where it'
           ' stopped: run the same command again. --worker K/N records only'
           ' the K-th of N shares, so N processes (one per core) can fill'
-          ' the same --out. The corpus (360 runs, about 450 MB) is'
-          ' estimated at 1-1.5 hours in one process on the 2-core'
-          ' development CPU, from full-length groups of each run family'
-          ' timed while other jobs loaded the machine.'))
+          ' the same --out. The corpus (360 runs, 390 MB) took about 1.5'
+          ' hours in one process on the 2-core development CPU, sharing it'
+          ' with other jobs.'))
   collect.add_argument('--zoo', choices=('tiny', 'full', 'corpus'),
                        default='full',
                        help='tiny: a few runs on the embedded digits (CI);'
