@@ -28,7 +28,8 @@ def _corpus():
 @pytest.mark.slow
 def test_charlm_trains_and_reports_validation_loss():
   task = tasks.get('shakespeare-charlm').replace(
-      steps=60, eval_every=20, batch_size=8, context=16)
+      steps=60, eval_every=20, batch_size=8, context=16,
+      learning_rate=3e-3)  # (the tuned 8e-3 fits this toy text by step 20)
   assert not task.higher_is_better
   wrap = lambda tx: optax.chain(tx, onc.nowcast(
       onc.forecasters.linear(3, 2), record_every=10, jump_every=3,
