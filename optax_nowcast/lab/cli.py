@@ -206,6 +206,15 @@ def _tune(args: argparse.Namespace) -> int:
   return 0
 
 
+def _task_arguments(parser: argparse.ArgumentParser, task_help: str) -> None:
+  """``--task``, ``--suite`` and ``--steps``, shared by bench and tune."""
+  parser.add_argument('--task', default='', help=task_help)
+  parser.add_argument('--suite', action='store_true',
+                      help='every task of the benchmark suite')
+  parser.add_argument('--steps', type=_positive_int, default=None,
+                      help="override the task's step budget")
+
+
 def build_parser() -> argparse.ArgumentParser:
   """The argument parser of ``optax-nowcast``."""
   import optax_nowcast  # pylint: disable=g-import-not-at-top
@@ -328,18 +337,13 @@ def build_parser() -> argparse.ArgumentParser:
           ' finished run is kept under --out/runs/ and reused when the'
           ' command is run again with the same settings, so an interrupted'
           ' benchmark resumes where it stopped (--fresh redoes every run).'))
-  bench.add_argument('--task', default='',
-                     help=f'a registered task: {task_list}')
-  bench.add_argument('--suite', action='store_true',
-                     help='run every task of the benchmark suite')
+  _task_arguments(bench, f'a registered task: {task_list}')
   bench.add_argument('--methods',
                      default='adam,adam-sweep,linear,quadratic,introspection,wnn,wnn-guard',
                      help='comma-separated methods (adam is always run) among'
                      f' {method_list}')
   bench.add_argument('--seeds', type=_positive_int, default=3,
                      help='seeds 0 .. N-1, each method on each')
-  bench.add_argument('--steps', type=_positive_int, default=None,
-                     help="override the task's step budget")
   # Required, but checked in _bench, after the task name: an unknown task is
   # the first thing to say.
   bench.add_argument('--out', default=None,
@@ -368,15 +372,11 @@ def build_parser() -> argparse.ArgumentParser:
           ' best is there), one seed, the whole budget, and writes'
           ' <task>.json and <task>.md under --out. Runs are saved under'
           ' --out/runs and reused, so an interrupted sweep resumes.'))
-  tune_parser.add_argument('--task', default='',
-                           help=f'comma-separated registered tasks: {task_list}')
-  tune_parser.add_argument('--suite', action='store_true',
-                           help='every task of the benchmark suite')
+  _task_arguments(tune_parser,
+                  f'comma-separated registered tasks: {task_list}')
   tune_parser.add_argument('--out', default='results/lr_sweep',
                            type=_out_dir, help='output directory')
   tune_parser.add_argument('--seed', type=int, default=0, help='the seed')
-  tune_parser.add_argument('--steps', type=_positive_int, default=None,
-                           help="override the task's step budget")
   tune_parser.add_argument('--no-progress', action='store_true',
                            help='hide the progress bar')
   tune_parser.set_defaults(func=_tune)

@@ -85,6 +85,13 @@ def nino_schedule(budget: int) -> dict[str, int]:
               last_jump_step=int(0.9 * budget))
 
 
+def _forecaster_name(method: str) -> str:
+  """The forecaster behind a method: ``'wnn-guard'`` -> ``'wnn'``."""
+  for suffix in ('-guard', '-select', '-epoch'):
+    method = method.removesuffix(suffix)
+  return method
+
+
 def _wrap(method: str, task: tasks_lib.Task, steps_per_epoch: int
           ) -> Optional[Callable[[optax.GradientTransformation],
                                  optax.GradientTransformation]]:
@@ -96,8 +103,7 @@ def _wrap(method: str, task: tasks_lib.Task, steps_per_epoch: int
     transform = onc.nowcast(onc.forecasters.load('introspection'),
                             schedule=onc.schedules.introspection(steps))
     return lambda tx: optax.chain(tx, transform)
-  name = method.removesuffix('-guard').removesuffix('-select')
-  name = name.removesuffix('-epoch')
+  name = _forecaster_name(method)
   forecaster = {
       'linear': lambda: onc.forecasters.linear(window=5, horizon=5),
       'quadratic': lambda: onc.forecasters.quadratic(window=5, horizon=5),
@@ -174,8 +180,7 @@ def _fingerprint(task: tasks_lib.Task, method: str, lr_factor: float) -> dict:
              batch_size=task.batch_size, optimizer=task.optimizer,
              learning_rate=task.learning_rate * lr_factor,
              record_every=task.record_every, method=method)
-  name = (method.removesuffix('-guard').removesuffix('-select')
-          .removesuffix('-epoch'))
+  name = _forecaster_name(method)
   if method.endswith('-guard'):
     key['guard'] = 'last half of the window'  # The criterion since 2026-11-22.
   if name in ('linear', 'quadratic', 'wnn', 'multihorizon') and not (
