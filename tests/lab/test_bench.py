@@ -179,10 +179,12 @@ def test_every_nowcast_method_chains_a_nowcast(method):
 
 
 @pytest.mark.slow
-def test_checked_method_gets_value_fn_and_reports_its_choices(tmp_path):
-  assert cli.main(['bench', '--task', 'digits-mlp', '--methods',
-                   'adam,multihorizon-select', '--seeds', '1', '--steps',
-                   '100', '--out', str(tmp_path), '--no-progress']) == 0
+def test_checked_method_gets_value_fn_and_reports_its_choices(tmp_path,
+                                                              monkeypatch):
+  args = ['bench', '--task', 'digits-mlp', '--methods',
+          'adam,multihorizon-select', '--seeds', '1', '--steps', '100',
+          '--out', str(tmp_path), '--no-progress']
+  assert cli.main(args) == 0
   rep = json.loads((tmp_path / 'digits-mlp.json').read_text())
   jsonschema.validate(rep, report.SCHEMA)
   run = rep['runs'][1]
@@ -193,6 +195,9 @@ def test_checked_method_gets_value_fn_and_reports_its_choices(tmp_path):
   assert rep['runs'][0]['selected'] == []
   assert 'multihorizon-select: no jump' in (
       tmp_path / 'digits-mlp.md').read_text()
+  # Its saved run matches its settings (read back from JSON): reused.
+  monkeypatch.setattr(runner.tasks_lib, 'train', None)
+  assert cli.main(args) == 0
 
 
 @pytest.mark.parametrize('optimizer', ['adam', 'adamw', 'sgdm'])

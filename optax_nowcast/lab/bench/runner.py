@@ -189,7 +189,7 @@ def _fingerprint(task: tasks_lib.Task, method: str, lr_factor: float) -> dict:
   if method == 'adam-cosine':
     key['decay'] = 'cosine'
   if method in CHECKED:
-    key['check'] = dict(lookahead=LOOKAHEAD_STEPS, select=SELECT)
+    key['check'] = dict(lookahead=LOOKAHEAD_STEPS, select=list(SELECT))
   if name in ('wnn', 'introspection', 'multihorizon'):
     manifest = forecaster_io.shipped_root() / name / 'manifest.json'
     key['forecaster_sha256'] = data_lib.sha256_file(manifest)
