@@ -14,8 +14,9 @@ nowcast(load('wnn'))`` in several settings and reports, per setting:
   jump step. On a GPU the device's ``memory_stats()['peak_bytes_in_use']``
   is read instead.
 
-Settings: the default (no chunks: the forecaster runs over every weight at
-once), chunks of 65,536 and 262,144 weights, and chunks of 65,536 with
+Settings: no chunks (``chunk_size=None``: the forecaster runs over every
+weight at once), chunks of 65,536 weights, the default (``'auto'``: chunks
+of 262,144 weights for a learned forecaster), and chunks of 65,536 with
 ``history_dtype=bfloat16``.
 
 Run::
@@ -34,9 +35,9 @@ import sys
 SETTINGS = {
     'adam': None,
     # Compiled only: its jump would allocate ~20 GB, most of this machine.
-    'nowcast (unchunked, the default; not run)': {},
+    'nowcast, chunk_size=None (unchunked; not run)': {'chunk_size': None},
     'nowcast, chunk_size=2**16': {'chunk_size': 2**16},
-    'nowcast, chunk_size=2**18': {'chunk_size': 2**18},
+    "nowcast, the default (chunk_size='auto': 2**18 for WNN)": {},
     'nowcast, chunk_size=2**16, history bf16': {
         'chunk_size': 2**16, 'history_dtype': 'bfloat16'},
 }

@@ -243,6 +243,34 @@ def _check_jumps_end(schedule: Schedule, value_fn: Any,
         ' which jumps stop (e.g. 90% of your training steps)')
 
 
+#: The chunk of ``nowcast(chunk_size='auto')`` for a learned forecaster:
+#: its intermediates for ``2**18`` weights take a few hundred MB
+#: (``results/jump_memory.md``).
+AUTO_CHUNK_SIZE = 2**18
+
+
+def _chunk_size(chunk_size: Union[int, str, None],
+                forecaster: Forecaster) -> Optional[int]:
+  """``nowcast``'s ``chunk_size`` as weights per chunk; ``None``: no chunks.
+
+  ``'auto'`` chunks a learned forecaster (one with weights: its
+  intermediates take 1-3 KB per weight) and not a closed-form one
+  (``linear``, ``quadratic``, ``last``: a few floats per weight), since on
+  CPU a chunked jump also slows the plain steps of a mid-sized model
+  (``results/step_overhead_large.md``).
+  """
+  if chunk_size is None:
+    return None
+  if isinstance(chunk_size, str):
+    if chunk_size != 'auto':
+      raise ValueError(
+          "chunk_size must be a positive int, 'auto' or None, got"
+          f' {chunk_size!r}')
+    learned = any(jnp.size(w) for w in jax.tree.leaves(forecaster.weights))
+    return AUTO_CHUNK_SIZE if learned else None
+  return _validation.positive_int('chunk_size', chunk_size)
+
+
 def nowcast(
     forecaster: Forecaster,
     *,
@@ -255,7 +283,7 @@ def nowcast(
     labels: _labels.LabelSpec = None,
     mask: _labels.LabelSpec = None,
     history_dtype: Optional[Any] = None,
-    chunk_size: Optional[int] = None,
+    chunk_size: Union[int, str, None] = 'auto',
     guard: Optional[guards_lib.Guard] = None,
     guard_steps: Optional[int] = None,
     guard_tolerance: float = 0.0,
@@ -370,16 +398,21 @@ def nowcast(
       memory. Default: each param's own dtype. Forecasts are computed in
       float32 either way. With a guard, the last slot keeps the params'
       dtype (see ``guard``).
-    chunk_size: If set, the forecaster runs over at most this many weights
-      at a time (``lax.map`` over chunks), which bounds a jump's extra
-      memory to a few float32 copies of the params plus one chunk's
-      intermediates (a learned forecaster's take ~3 KB per weight:
-      ``results/jump_memory.md``). On CPU it can cost time on every step,
-      not only on jumps (``results/step_overhead_large.md``; the cause is
-      in ``results/cpu_temp_arena.md``). On explicit mesh axes the
-      chunks run along unsharded axes, so no shard leaves its device; on
-      auto mesh axes (a leaf's sharding unknown while tracing) leaves are
-      never chunked.
+    chunk_size: The forecaster runs over at most this many weights at a
+      time (``lax.map`` over chunks), which bounds a jump's extra memory to
+      a few float32 copies of the params plus one chunk's intermediates (a
+      learned forecaster's take 1-3 KB per weight:
+      ``results/jump_memory.md``). ``'auto'`` (the default):
+      chunks of ``2**18`` weights for a learned forecaster, so that
+      a 10M-param transformer's WNN jump needs 1.1 GB of temporaries instead
+      of 21 GB; no chunks for a closed-form one (``linear``, ``quadratic``,
+      ``last``), whose intermediates are small and which chunking would
+      slow (on CPU, every step of a mid-sized model:
+      ``results/step_overhead_large.md``). ``None``: no chunks. Leaves and
+      groups of at most that many weights run exactly as unchunked. On
+      explicit mesh axes the chunks run along unsharded axes, so no shard
+      leaves its device; on auto mesh axes (a leaf's sharding unknown while
+      tracing) leaves are never chunked.
     guard: A :class:`~optax_nowcast.guards.Guard` that may roll a jump back,
       e.g. ``guards.loss_guard(steps)``; ``update`` then requires the loss as
       the extra argument ``value``. A rollback sets the params back to their
@@ -456,8 +489,7 @@ def nowcast(
   schedule = _make_schedule(forecaster, schedule, record_every, jump_every,
                             horizon, first_jump_step, last_jump_step)
   guard = _make_guard(guard, guard_steps, guard_tolerance, schedule)
-  if chunk_size is not None:
-    chunk_size = _validation.positive_int('chunk_size', chunk_size)
+  chunk_size = _chunk_size(chunk_size, forecaster)
   history_dtype = _history_dtype(history_dtype)
   step_sizes = _select.check_step_sizes(select)
   num_slots = schedule.num_slots

@@ -455,6 +455,7 @@ def test_params_of_another_model_raise_a_clear_error():
         (dict(record_every=1, jump_every=5, last_jump_step=-1), 'last_jump_step must be a non-negative int, got -1'),
         (dict(record_every=1, jump_every=5, first_jump_step=9, last_jump_step=3), 'last_jump_step must be >= first_jump_step'),
         (dict(record_every=1, jump_every=5, chunk_size=0), 'chunk_size must be a positive int, got 0'),
+        (dict(record_every=1, jump_every=5, chunk_size='big'), "chunk_size must be a positive int, 'auto' or None, got 'big'"),
         (dict(record_every=1, jump_every=5, history_dtype=jnp.int32), 'history_dtype must be a floating dtype'),
         (dict(record_every=1, jump_every=5, history_dtype='nope'), "history_dtype must be a floating dtype, got 'nope'"),
         (dict(record_every=None, jump_every=5), 'needs record_every and jump_every'),
@@ -593,6 +594,51 @@ def test_chunked_forecasts_equal_unchunked():
     results.append(out[-1])
   for r in results[1:]:
     jax.tree.map(np.testing.assert_array_equal, results[0], r)
+
+
+def _jump_temp_bytes(forecaster, params, **kwargs):
+  """XLA's temporary bytes of a compiled update (its jump branch's peak)."""
+  tx = onc.nowcast(forecaster, record_every=1, jump_every=5,
+                   last_jump_step=JUMP_TO_THE_END, **kwargs)
+  state = jax.eval_shape(tx.init, params)
+  compiled = jax.jit(tx.update).lower(params, state, params).compile()
+  return compiled.memory_analysis().temp_size_in_bytes
+
+
+def test_default_chunks_bound_a_learned_forecasters_jump_memory():
+  # 2**20 weights: WNN's intermediates take ~2 KB per weight unchunked.
+  params = {'w': jax.ShapeDtypeStruct((1024, 1024), jnp.float32)}
+  wnn = forecasters.load('wnn')
+  default = _jump_temp_bytes(wnn, params)
+  unchunked = _jump_temp_bytes(wnn, params, chunk_size=None)
+  assert default == _jump_temp_bytes(wnn, params, chunk_size=2**18)
+  assert unchunked > 1e9
+  assert default < unchunked / 2
+
+
+def test_chunked_learned_forecasts_agree_with_unchunked():
+  params = {'w': jax.random.normal(jax.random.key(0), (37, 11)),
+            'b': jnp.zeros(5)}
+  grads = [jax.tree.map(lambda p, k=k: jnp.sin(p * k + 1.0), params)
+           for k in range(1, 7)]
+  results = []
+  for chunk in (None, 64):
+    tx = onc.nowcast(forecasters.load('wnn'), record_every=1, jump_every=5,
+                     last_jump_step=JUMP_TO_THE_END, chunk_size=chunk)
+    out, states = drive(tx, params, grads)
+    assert int(states[-1].jumps) == 1
+    results.append(out[-1])
+  # Equal up to float32 rounding: the GEMMs see other batch sizes.
+  jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-5,
+                                 atol=1e-6), *results)
+
+
+def test_default_leaves_a_closed_form_forecaster_unchunked():
+  params = {'w': jax.ShapeDtypeStruct((1024, 1024), jnp.float32)}
+  linear = forecasters.linear(window=5, horizon=5)
+  assert (_jump_temp_bytes(linear, params)
+          == _jump_temp_bytes(linear, params, chunk_size=None)
+          != _jump_temp_bytes(linear, params, chunk_size=2**16))
 
 
 @pytest.mark.parametrize('dtype', [jnp.bfloat16, jnp.float32])
