@@ -94,9 +94,11 @@ def _train_forecaster(args: argparse.Namespace) -> int:
     config = module.FitConfig(steps=args.steps, batch_size=args.batch_size,
                               learning_rate=args.learning_rate,
                               seed=args.seed)
+    # The forecaster's own default horizon unless one is given.
+    extra = {} if args.horizon is None else {'horizon': args.horizon}
     manifest = module.train_forecaster(
         args.trajectories, args.out, holdout=holdout, config=config,
-        horizon=args.horizon, per_kind=args.per_label,
+        per_kind=args.per_label, **extra,
         progress=not args.no_progress,
         command='optax-nowcast ' + ' '.join(sys.argv[1:]))
     print(f'saved {args.kind} to {args.out} ({manifest["train_seconds"]} s);'
@@ -110,8 +112,8 @@ def _train_forecaster(args: argparse.Namespace) -> int:
                              seed=args.seed)
   manifest = pipeline.train_forecaster(
       args.kind, args.trajectories, args.out, holdout=holdout, config=config,
-      horizon=args.horizon, per_label=args.per_label,
-      progress=not args.no_progress,
+      horizon=5 if args.horizon is None else args.horizon,
+      per_label=args.per_label, progress=not args.no_progress,
       command='optax-nowcast ' + ' '.join(sys.argv[1:]))
   print(f'saved {args.kind} to {args.out} ({manifest["train_seconds"]} s);'
         ' validation L1 on held-out tasks, weight units:')
@@ -315,9 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
   fit.add_argument('--learning-rate', type=float, default=1e-3,
                    help='initial Adam learning rate, halved every quarter of the'
                    ' steps')
-  fit.add_argument('--horizon', type=_positive_int, default=5,
-                   help='horizon in records (forecasters made for the'
-                   ' periodic schedule, e.g. wnn)')
+  fit.add_argument('--horizon', type=_positive_int, default=None,
+                   help='the checkpoint\'s default horizon in records'
+                   ' (default: 5, or the forecaster\'s own, 10 for'
+                   ' multihorizon)')
   fit.add_argument('--per-label', type=_positive_int, default=20_000,
                    help='samples per label kind, run and record interval'
                    ' (multihorizon: per leaf kind, run and spacing)')

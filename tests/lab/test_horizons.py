@@ -106,10 +106,8 @@ def test_fit_learns_a_drift_that_last_and_linear_miss():
   assert table['multihorizon'][7] < table['linear'][7], table
 
 
-@pytest.mark.slow
-def test_train_forecaster_saves_a_checkpoint_that_loads(tmp_path):
+def _toy_trajectories(root):
   rng = np.random.default_rng(0)
-  root = tmp_path / 'trajs'
   for task in ('a', 'b'):
     flat = np.cumsum(rng.normal(size=(60, 20)), 0).astype(np.float32)
     run = root / f'{task}_run'
@@ -118,6 +116,27 @@ def test_train_forecaster_saves_a_checkpoint_that_loads(tmp_path):
     (run / 'meta.json').write_text(json.dumps({
         'format': 1, 'task': task, 'snapshot_steps': list(range(60)),
         'leaves': {'w': {'shape': [20], 'label': 'dense'}}}))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('flags, horizon', [
+    ([], mh.multihorizon().horizon), (['--horizon', '3'], 3.0)])
+def test_the_command_saves_the_forecasters_own_horizon_unless_given(
+    tmp_path, flags, horizon):
+  from optax_nowcast.lab import cli  # pylint: disable=g-import-not-at-top
+  _toy_trajectories(tmp_path / 'trajs')
+  assert cli.main([
+      'train-forecaster', '--kind', 'multihorizon', '--trajectories',
+      str(tmp_path / 'trajs'), '--holdout', 'b', '--steps', '20',
+      '--batch-size', '32', '--per-label', '50', '--no-progress',
+      '--out', str(tmp_path / 'ckpt'), *flags]) == 0
+  assert onc.forecasters.load_from(tmp_path / 'ckpt').horizon == horizon
+
+
+@pytest.mark.slow
+def test_train_forecaster_saves_a_checkpoint_that_loads(tmp_path):
+  root = tmp_path / 'trajs'
+  _toy_trajectories(root)
   config = horizons.FitConfig(steps=200, batch_size=64, chunk=100)
   manifest = horizons.train_forecaster(
       root, tmp_path / 'ckpt', holdout=['b'], config=config, horizon=7,
