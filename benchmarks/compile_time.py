@@ -16,6 +16,7 @@ Run::
 
   python benchmarks/compile_time.py                      # 6, 80, 300 leaves
   python benchmarks/compile_time.py --leaves 6,22,82 --forecaster linear
+  python benchmarks/compile_time.py --breakdown --leaves 300  # what costs
 
 Target (issue 13): nowcast at most 2x Adam at 300 leaves, growing with the
 leaves no faster than Adam's.
@@ -86,6 +87,48 @@ def distinct_kernels_demo(n: int = 300) -> None:
         f' {n} shapes {distinct:.2f} s')
 
 
+def breakdown(leaves: int, repeats: int) -> None:
+  """Compile seconds of ``nowcast(last)`` with parts of its step removed.
+
+  The record (``_history.write``) and the jump (``_history.run_once_if``)
+  are replaced by pass-throughs in turn, so the table shows what each part
+  of the plumbing costs to compile, side by side with Adam.
+  """
+  from optax_nowcast import _history  # pylint: disable=g-import-not-at-top
+  x = jnp.zeros((32, 28, 28, 1))
+  y = jnp.zeros((32,), jnp.int32)
+  model = DeepMLP(layers=leaves // 2)
+  params = jax.eval_shape(model.init, jax.random.key(0), x)['params']
+  blind = dict(record_every=100, jump_every=5, last_jump_step=2**31 - 1)
+  write, run_once_if = _history.write, _history.run_once_if
+  no_record = lambda slots, index, values: [list(s) for s in slots]
+  no_jump = lambda pred, fn, operand: operand
+  variants = {
+      'adam': (None, None),
+      'nowcast(last)': (write, run_once_if),
+      'without the record': (no_record, run_once_if),
+      'without the jump': (write, no_jump),
+      'without either': (no_record, no_jump),
+  }
+  took = {k: [] for k in variants}
+  for _ in range(repeats):
+    for name, (w, r) in variants.items():
+      tx = optax.adam(1e-3) if w is None else optax.chain(
+          optax.adam(1e-3),
+          onc.nowcast(onc.forecasters.last(5), **blind))
+      _history.write, _history.run_once_if = w or write, r or run_once_if
+      try:
+        took[name].append(compile_seconds(model, tx, params, x, y))
+      finally:
+        _history.write, _history.run_once_if = write, run_once_if
+  adam = min(took['adam'])
+  print(f'{leaves} leaves, jax {jax.__version__}, lesser of {repeats}:')
+  print('| step | compile s | vs adam |')
+  print('|---|---|---|')
+  for name, t in took.items():
+    print(f'| {name} | {min(t):.2f} | {min(t) / adam:.2f} |', flush=True)
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   parser.add_argument('--leaves', default='6,80,300',
@@ -95,9 +138,16 @@ def main():
   parser.add_argument('--repeats', type=int, default=1)
   parser.add_argument('--distinct-kernels', action='store_true',
                       help='only show what distinct kernels cost to compile')
+  parser.add_argument('--breakdown', action='store_true',
+                      help='compile nowcast(last) without its record, its'
+                      ' jump, or both, next to adam')
   args = parser.parse_args()
   if args.distinct_kernels:
     distinct_kernels_demo()
+    return
+  if args.breakdown:
+    for leaves in (int(n) for n in args.leaves.split(',')):
+      breakdown(leaves, max(2, args.repeats))
     return
   forecaster = (onc.forecasters.load('wnn') if args.forecaster == 'wnn'
                 else onc.forecasters.linear(window=5, horizon=5))
