@@ -469,7 +469,7 @@ register(Task('digits-mlp', 'digits', lambda: MLP((128, 64)),
 register(Task('fmnist-cnn16', 'fashion_mnist', _fm16, learning_rate=4e-3,
               batch_size=128, steps=10_000, eval_every=200))
 register(Task('fmnist-cnn32', 'fashion_mnist', lambda: ConvNet((32, 64, 64)),
-              learning_rate=6e-3, batch_size=128, steps=10_000,
+              learning_rate=4e-3, batch_size=128, steps=10_000,
               eval_every=200))
 register(Task('mnist-mlp', 'mnist', lambda: MLP((256, 128)),
               learning_rate=2e-3, batch_size=128, steps=5_000, eval_every=100))
