@@ -8,11 +8,12 @@ from optax_nowcast.lab.bench import suite as suite_summary
 
 
 
-def _report(task, seen, adam_reach, wnn_reach):
+def _report(task, seen, adam_reach, wnn_reach, sweep=True):
   """Two seeds; each method's curve jumps from .5 to 1 at its reach step."""
   runs = []
-  for method, reach in (('adam', adam_reach), ('adam-sweep', adam_reach),
-                        ('wnn', wnn_reach)):
+  methods = ['adam', 'adam-sweep', 'wnn'] if sweep else ['adam', 'wnn']
+  reaches = {'adam': adam_reach, 'adam-sweep': adam_reach, 'wnn': wnn_reach}
+  for method, reach in ((m, reaches[m]) for m in methods):
     for seed, step in enumerate(reach):
       metric = [1. if step is not None and s >= step else .5
                 for s in (1, 2, 3, 4)]
@@ -21,7 +22,7 @@ def _report(task, seen, adam_reach, wnn_reach):
                        eval_jumps=[0] * 4, skipped=0, rollbacks=0))
   rep = dict(task=task, seen_in_meta_training=seen, target=.9,
              higher_is_better=True, budget_steps=4, seeds=2,
-             methods=['adam', 'adam-sweep', 'wnn'], runs=runs,
+             methods=methods, runs=runs,
              date='2026-11-23', machine='x86_64, Python 3.11')
   rep['summary'] = speedup.summarize(rep)
   return rep
@@ -47,3 +48,20 @@ def test_readme_section_is_rewritten_from_the_reports(tmp_path):
   # Steps, never reached = budget: b's wnn (4 + 2) / 2.
   assert '| wnn | 2 ± 0 (2/2) | 3 ± 1 (1/2) |' in text
   assert 'python benchmarks/suite_summary.py' in text
+
+
+def test_the_adam_sweep_table_is_shown_only_where_a_report_has_it(tmp_path):
+  def section(*reports):
+    paths = []
+    for r in reports:
+      paths.append(tmp_path / f"{r['task']}.json")
+      paths[-1].write_text(json.dumps(r))
+    readme = tmp_path / 'README.md'
+    readme.write_text('<!-- suite:start -->\n<!-- suite:end -->\n')
+    suite_summary.main([str(p) for p in paths] + ['--readme', str(readme)])
+    return readme.read_text()
+
+  without = _report('a', False, [4, 2], [2, 2], sweep=False)
+  assert 'adam-sweep' not in section(without)
+  assert 'The same vs `adam-sweep`' in section(
+      without, _report('b', True, [4, 4], [None, 2]))

@@ -113,11 +113,11 @@ def readme_block(reports: list[dict], command: str,
       '',
       table(reports, 'adam'),
       '',
-      'The same vs `adam-sweep` (the best of Adam at 1/3x, 1x and 3x the'
-      ' learning rate at each evaluation):',
-      '',
-      table(reports, 'adam-sweep'),
-      '',
+      # Only where some report has adam-sweep: a table of dashes says nothing.
+      *(['The same vs `adam-sweep` (the best of Adam at 1/3x, 1x and 3x the'
+         ' learning rate at each evaluation):', '',
+         table(reports, 'adam-sweep'), '']
+        if any('adam-sweep' in r['methods'] for r in reports) else []),
       'Steps to the target, mean ± std over all seeds, a seed that never'
       ' reached it counted as the budget (so a lower bound where some did'
       ' not):',
