@@ -87,6 +87,19 @@ def distinct_kernels_demo(n: int = 300) -> None:
         f' {n} shapes {distinct:.2f} s')
 
 
+#: Blind jumps (no value_fn here), a record every 100 steps.
+BLIND = dict(record_every=100, jump_every=5, last_jump_step=2**31 - 1)
+
+
+def _mlp(leaves: int):
+  """The ``DeepMLP`` of ``leaves`` leaves, its param shapes and a batch."""
+  x = jnp.zeros((32, 28, 28, 1))
+  y = jnp.zeros((32,), jnp.int32)
+  model = DeepMLP(layers=leaves // 2)
+  params = jax.eval_shape(model.init, jax.random.key(0), x)['params']
+  return model, params, x, y
+
+
 def breakdown(leaves: int, repeats: int) -> None:
   """Compile seconds of ``nowcast(last)`` with parts of its step removed.
 
@@ -95,11 +108,7 @@ def breakdown(leaves: int, repeats: int) -> None:
   of the plumbing costs to compile, side by side with Adam.
   """
   from optax_nowcast import _history  # pylint: disable=g-import-not-at-top
-  x = jnp.zeros((32, 28, 28, 1))
-  y = jnp.zeros((32,), jnp.int32)
-  model = DeepMLP(layers=leaves // 2)
-  params = jax.eval_shape(model.init, jax.random.key(0), x)['params']
-  blind = dict(record_every=100, jump_every=5, last_jump_step=2**31 - 1)
+  model, params, x, y = _mlp(leaves)
   write, run_once_if = _history.write, _history.run_once_if
   no_record = lambda slots, index, values: [list(s) for s in slots]
   no_jump = lambda pred, fn, operand: operand
@@ -115,7 +124,7 @@ def breakdown(leaves: int, repeats: int) -> None:
     for name, (w, r) in variants.items():
       tx = optax.adam(1e-3) if w is None else optax.chain(
           optax.adam(1e-3),
-          onc.nowcast(onc.forecasters.last(5), **blind))
+          onc.nowcast(onc.forecasters.last(5), **BLIND))
       _history.write, _history.run_once_if = w or write, r or run_once_if
       try:
         took[name].append(compile_seconds(model, tx, params, x, y))
@@ -151,26 +160,21 @@ def main():
     return
   forecaster = (onc.forecasters.load('wnn') if args.forecaster == 'wnn'
                 else onc.forecasters.linear(window=5, horizon=5))
-  x = jnp.zeros((32, 28, 28, 1))
-  y = jnp.zeros((32,), jnp.int32)
   print(f'jax {jax.__version__}, {jax.devices()[0].platform},'
         f' forecaster {args.forecaster}')
   print('| param leaves | params | adam s | + nowcast s | ratio |'
         ' leaf by leaf s | + nowcast(last) s |')
   print('|---|---|---|---|---|---|---|')
-  blind = dict(record_every=100, jump_every=5,
-               last_jump_step=2**31 - 1)  # blind jumps: no value_fn here
   for leaves in (int(n) for n in args.leaves.split(',')):
-    model = DeepMLP(layers=leaves // 2)
-    params = jax.eval_shape(model.init, jax.random.key(0), x)['params']
+    model, params, x, y = _mlp(leaves)
     txs = {
         'adam': optax.adam(1e-3),
         'nowcast': optax.chain(optax.adam(1e-3),
-                               onc.nowcast(forecaster, **blind)),
+                               onc.nowcast(forecaster, **BLIND)),
         'leaf': optax.chain(optax.adam(1e-3),
-                            onc.nowcast(forecaster, **blind)),
+                            onc.nowcast(forecaster, **BLIND)),
         'last': optax.chain(optax.adam(1e-3), onc.nowcast(
-            onc.forecasters.last(forecaster.window), **blind)),
+            onc.forecasters.last(forecaster.window), **BLIND)),
     }
     took = {k: [] for k in txs}
     for r in range(args.repeats):

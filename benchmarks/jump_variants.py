@@ -25,13 +25,13 @@ import json
 import pathlib
 
 import jax
-import numpy as np
 import optax
 
 import optax_nowcast as onc
 from optax_nowcast.lab import data as data_lib
 from optax_nowcast.lab import tasks as tasks_lib
 from optax_nowcast.lab.bench import runner
+from optax_nowcast.lab.bench import speedup
 
 VARIANTS = ('no-conv', 'half', 'late')
 
@@ -50,13 +50,6 @@ def wrap(variant: str, task: tasks_lib.Task):
   transform = onc.nowcast(onc.forecasters.load('multihorizon'),
                           horizon=horizon, **schedule, **extra)
   return lambda tx: optax.chain(tx, transform)
-
-
-def steps_to(target, steps, metric, higher):
-  for s, m in zip(steps, metric):
-    if (m >= target) if higher else (m <= target):
-      return s
-  return None
 
 
 def main():
@@ -81,12 +74,13 @@ def main():
       saved = json.loads(pathlib.Path(
           args.suite, 'runs', args.task, f'{method}-s{seed}.json').read_text())
       r = saved['run']
-      row.append(steps_to(target, r['eval_steps'], r['eval_metric'], higher))
+      row.append(speedup.first_reach(r['eval_steps'], r['eval_metric'],
+                                     target, higher_is_better=higher))
     for variant in args.variants.split(','):
       result = tasks_lib.train(task, seed, dataset=ds,
                                wrap_tx=wrap(variant, task))
-      row.append(steps_to(target, result.eval_steps, result.eval_metric,
-                          higher))
+      row.append(speedup.first_reach(result.eval_steps, result.eval_metric,
+                                     target, higher_is_better=higher))
     print(f'| {seed} | ' + ' | '.join('never' if s is None else str(s)
                                       for s in row) + ' |', flush=True)
 

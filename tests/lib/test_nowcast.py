@@ -580,20 +580,34 @@ def test_masked_leaves_are_never_recorded_nor_jumped():
   assert isinstance(states[-1].history[0]['frozen'], optax.MaskedNode)
 
 
-def test_chunked_forecasts_equal_unchunked():
+@pytest.mark.parametrize(
+    'forecaster, schedule, steps, chunks, check, jumps', [
+        # Closed-form: exactly equal.
+        (lambda: forecasters.quadratic(4, 2.0),
+         dict(record_every=2, jump_every=4), 8, (16, 1000),
+         np.testing.assert_array_equal, None),
+        # Learned: equal up to float32 rounding (the GEMMs see other batch
+        # sizes).
+        (lambda: forecasters.load('wnn'), dict(record_every=1, jump_every=5),
+         6, (64,), functools.partial(np.testing.assert_allclose, rtol=1e-5,
+                                     atol=1e-6), 1),
+    ], ids=['quadratic', 'wnn'])
+def test_chunked_forecasts_agree_with_unchunked(forecaster, schedule, steps,
+                                                chunks, check, jumps):
   params = {'w': jax.random.normal(jax.random.key(0), (37, 11)),
             'b': jnp.zeros(5)}
   grads = [jax.tree.map(lambda p, k=k: jnp.sin(p * k + 1.0), params)
-           for k in range(1, 9)]
+           for k in range(1, steps + 1)]
   results = []
-  for chunk in (None, 16, 1000):
-    tx = onc.nowcast(forecasters.quadratic(4, 2.0), record_every=2,
-                     jump_every=4,
+  for chunk in (None, *chunks):
+    tx = onc.nowcast(forecaster(), **schedule,
                      last_jump_step=JUMP_TO_THE_END, chunk_size=chunk)
-    out, _ = drive(tx, params, grads)
+    out, states = drive(tx, params, grads)
+    if jumps is not None:
+      assert int(states[-1].jumps) == jumps
     results.append(out[-1])
   for r in results[1:]:
-    jax.tree.map(np.testing.assert_array_equal, results[0], r)
+    jax.tree.map(check, results[0], r)
 
 
 def _jump_temp_bytes(forecaster, params, **kwargs):
@@ -614,23 +628,6 @@ def test_default_chunks_bound_a_learned_forecasters_jump_memory():
   assert default == _jump_temp_bytes(wnn, params, chunk_size=2**18)
   assert unchunked > 1e9
   assert default < unchunked / 2
-
-
-def test_chunked_learned_forecasts_agree_with_unchunked():
-  params = {'w': jax.random.normal(jax.random.key(0), (37, 11)),
-            'b': jnp.zeros(5)}
-  grads = [jax.tree.map(lambda p, k=k: jnp.sin(p * k + 1.0), params)
-           for k in range(1, 7)]
-  results = []
-  for chunk in (None, 64):
-    tx = onc.nowcast(forecasters.load('wnn'), record_every=1, jump_every=5,
-                     last_jump_step=JUMP_TO_THE_END, chunk_size=chunk)
-    out, states = drive(tx, params, grads)
-    assert int(states[-1].jumps) == 1
-    results.append(out[-1])
-  # Equal up to float32 rounding: the GEMMs see other batch sizes.
-  jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-5,
-                                 atol=1e-6), *results)
 
 
 def test_default_leaves_a_closed_form_forecaster_unchunked():
