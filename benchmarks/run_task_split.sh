@@ -3,6 +3,7 @@
 # processes (default: one per core, each pinned to its core), then reported
 # side by side from the saved runs:
 #   bash benchmarks/run_task_split.sh fmnist-cnn32 [N]
+# METHODS=adam,wnn bash benchmarks/run_task_split.sh ...  runs a subset.
 # Runs are dealt method by method (adam and multihorizon-select first), so a stopped job
 # leaves whole methods behind; rerunning it only trains what is missing.
 set -euo pipefail
@@ -10,7 +11,7 @@ cd "$(dirname "$0")/.."
 TASK=$1
 N=${2:-$(nproc)}
 OUT=results/suite
-METHODS=adam,multihorizon-select,multihorizon,wnn,adam-cosine,adam-sweep,wnn-epoch,linear,introspection
+METHODS=${METHODS:-adam,multihorizon-select,multihorizon,wnn,adam-cosine,adam-sweep,wnn-epoch,linear,introspection}
 export OPTAX_NOWCAST_DATA="${OPTAX_NOWCAST_DATA:-../shared/data}"
 for ((k = 0; k < N; k++)); do
   taskset -c $((k % $(nproc))) optax-nowcast bench --task "$TASK" \

@@ -3,6 +3,7 @@
 import pytest
 
 from optax_nowcast.lab import cli
+from optax_nowcast.lab.bench import runner
 
 
 @pytest.fixture
@@ -75,6 +76,16 @@ def test_bench_help_lists_tasks_methods_and_defaults(capsys):
   for name in ('shakespeare-charlm', 'digits-mlp-narrow', 'wnn-guard',
                'adam-sweep', '(default: 3)'):
     assert name in out.replace('- ', '-'), name
+
+
+def test_bench_defaults_to_the_suite_methods_all_registered():
+  args = cli.build_parser().parse_args(['bench', '--task', 'digits-mlp',
+                                        '--out', 'unused'])
+  methods = args.methods.split(',')
+  assert set(methods) <= set(runner.METHODS), methods
+  for name in ('adam', 'adam-sweep', 'adam-cosine', 'wnn', 'multihorizon',
+               'multihorizon-select'):
+    assert name in methods, name
 
 
 def test_without_the_lab_extra_it_says_what_to_install(monkeypatch, capsys):
