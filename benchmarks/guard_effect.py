@@ -1,12 +1,13 @@
 """What the jump guard does, read from benchmark reports (no training).
 
 For every ``<task>.json`` written by ``optax-nowcast bench`` that has both a
-method and its ``-guard`` variant (``wnn`` / ``wnn-guard``, ``linear`` /
-``linear-guard``, ``quadratic`` / ``quadratic-guard``), prints per method:
+method and its ``-guard`` variant (``wnn`` / ``wnn-guard``, ``multihorizon``
+/ ``multihorizon-guard``, ...), prints per method:
 
 - jumps and rollbacks (jumps the guard undid), summed over seeds;
 - harmful jumps: jumps after which the metric, evaluated once the guard's
-  window (one epoch, ``steps_per_epoch`` steps) has passed, is worse than at
+  window (one record interval of the benchmark's step schedule,
+  ``runner.nino_schedule``) has passed, is worse than at
   the last evaluation before the jump; and the mean change of the metric over
   that span (positive = better). Adam's own progress over the span counts
   too: this is the jump's effect as the evaluation curve sees it, and what
@@ -31,6 +32,8 @@ import json
 
 import numpy as np
 
+from optax_nowcast.lab.bench import runner
+
 
 def jump_changes(run: dict, higher_is_better: bool, window: int
                  ) -> list[float]:
@@ -47,11 +50,16 @@ def jump_changes(run: dict, higher_is_better: bool, window: int
   return changes
 
 
+def guard_window(report: dict) -> int:
+  """The guard's window in the report's runs: one record interval."""
+  return runner.nino_schedule(report['budget_steps'])['record_every']
+
+
 def describe(report: dict, method: str) -> dict:
   runs = [r for r in report['runs'] if r['method'] == method]
   changes = [c for r in runs
              for c in jump_changes(r, report['higher_is_better'],
-                                   report['steps_per_epoch'])]
+                                   guard_window(report))]
   summary = report['summary'][method]
   return dict(
       jumps=sum(r['eval_jumps'][-1] for r in runs),
@@ -76,9 +84,9 @@ def main(argv=None):
   for path in args.reports:
     with open(path) as f:
       report = json.load(f)
-    for base in ('linear', 'quadratic', 'wnn'):
-      guarded = f'{base}-guard'
-      if base not in report['methods'] or guarded not in report['methods']:
+    for guarded in (m for m in report['methods'] if m.endswith('-guard')):
+      base = guarded[:-len('-guard')]
+      if base not in report['methods']:
         continue
       rows = {m: describe(report, m) for m in (base, guarded)}
       for m, d in rows.items():
