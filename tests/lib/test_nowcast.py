@@ -1037,8 +1037,9 @@ def test_record_every_accepts_any_concrete_integer_scalar(every):
                    jump_every=jnp.int32(2),
                    last_jump_step=JUMP_TO_THE_END)
   state = tx.init(jnp.zeros(1))
+  update = jax.jit(tx.update)  # one compile, not 20 op-by-op steps
   for _ in range(20):
-    _, state = tx.update(jnp.ones(1), state, jnp.zeros(1))
+    _, state = update(jnp.ones(1), state, jnp.zeros(1))
   assert int(state.jumps) == 1  # a record at steps 10 and 20, a jump at 20
 
 
