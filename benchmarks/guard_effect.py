@@ -6,8 +6,8 @@ method and its ``-guard`` variant (``wnn`` / ``wnn-guard``, ``multihorizon``
 
 - jumps and rollbacks (jumps the guard undid), summed over seeds;
 - harmful jumps: jumps after which the metric, evaluated once the guard's
-  window (one record interval of the benchmark's step schedule,
-  ``runner.nino_schedule``) has passed, is worse than at
+  window (``runner.guard_steps``: one record interval of the benchmark's
+  step schedule) has passed, is worse than at
   the last evaluation before the jump; and the mean change of the metric over
   that span (positive = better). Adam's own progress over the span counts
   too: this is the jump's effect as the evaluation curve sees it, and what
@@ -50,16 +50,11 @@ def jump_changes(run: dict, higher_is_better: bool, window: int
   return changes
 
 
-def guard_window(report: dict) -> int:
-  """The guard's window in the report's runs: one record interval."""
-  return runner.nino_schedule(report['budget_steps'])['record_every']
-
-
 def describe(report: dict, method: str) -> dict:
   runs = [r for r in report['runs'] if r['method'] == method]
   changes = [c for r in runs
              for c in jump_changes(r, report['higher_is_better'],
-                                   guard_window(report))]
+                                   runner.guard_steps(report['budget_steps']))]
   summary = report['summary'][method]
   return dict(
       jumps=sum(r['eval_jumps'][-1] for r in runs),

@@ -3,7 +3,7 @@
 #   1. tune each task's learning rate (optax-nowcast tune, two processes);
 #   2. stop unless tasks.py registers every sweep's best rate (the tune
 #      command prints what to register; a test checks it);
-#   3. every method x 3 seeds, each task's runs shared by one worker per
+#   3. bench's default methods x 3 seeds, each task's runs shared by one worker per
 #      core (benchmarks/run_task_split.sh), then the README's tables.
 # Every finished run is saved (results/lr_sweep/runs, results/suite/runs),
 # so rerunning this script after an interruption only does what is missing.

@@ -85,6 +85,11 @@ def nino_schedule(budget: int) -> dict[str, int]:
               last_jump_step=int(0.9 * budget))
 
 
+def guard_steps(budget: int) -> int:
+  """The ``-guard`` methods' ``guard_steps``: one record interval."""
+  return nino_schedule(budget)['record_every']
+
+
 def _forecaster_name(method: str) -> str:
   """The forecaster behind a method: ``'wnn-guard'`` -> ``'wnn'``."""
   for suffix in ('-guard', '-select', '-epoch'):
@@ -121,7 +126,7 @@ def _wrap(method: str, task: tasks_lib.Task, steps_per_epoch: int
     schedule['last_jump_step'] = None  # Checked jumps never raise the loss.
     extra['select'] = SELECT
   if method.endswith('-guard'):
-    extra['guard_steps'] = schedule['record_every']
+    extra['guard_steps'] = guard_steps(task.steps)
   transform = onc.nowcast(forecaster, **schedule, **extra)
   return lambda tx: optax.chain(tx, transform)
 
