@@ -65,6 +65,17 @@ class MLP(nn.Module):
     return nn.Dense(10)(x)
 
 
+class MLP256(nn.Module):
+  """784 -> 1024 -> 256 -> 10, about 1.07M parameters (issue 22's model)."""
+
+  @nn.compact
+  def __call__(self, x):
+    x = x.reshape(x.shape[0], -1)
+    x = nn.relu(nn.Dense(1024)(x))
+    x = nn.relu(nn.Dense(256)(x))
+    return nn.Dense(10)(x)
+
+
 class CNN(nn.Module):
   """Three 3x3 convs (32, 64/2, 128/2), Dense 128, Dense 10: about 0.9M."""
 
@@ -147,6 +158,14 @@ class GPT(nn.Module):
 
 DONATE = {'both': (0, 1), 'state': (1,), 'none': ()}
 
+#: The forecasters this script can time, by name: window -> Forecaster.
+FORECASTERS = {
+    'last': lambda window: onc.forecasters.last(window=window),
+    'linear': lambda window: onc.forecasters.linear(window=window, horizon=5),
+    'wnn': lambda window: onc.forecasters.load('wnn'),
+    'multihorizon': lambda window: onc.forecasters.load('multihorizon'),
+}
+
 
 def cond_floor() -> optax.GradientTransformationExtraArgs:
   """A transformation that only passes the updates through a ``lax.cond``.
@@ -218,26 +237,24 @@ def bench_model(name, model, args):
   x, y = make_batch(name, args.batch)
   params = model.init(jax.random.key(0), x)['params']
   n_params = sum(p.size for p in jax.tree.leaves(params))
-  if args.forecaster == 'linear':
-    forecaster = onc.forecasters.linear(window=args.window, horizon=5)
-  elif args.forecaster == 'wnn':
-    forecaster = onc.forecasters.load('wnn')
-  else:
-    forecaster = onc.forecasters.multihorizon()
+  names = args.forecaster.split(',')
   history_dtype = None if args.history_dtype == 'none' else args.history_dtype
-  def with_nowcast(guard_steps, checked=False):
+  def with_nowcast(guard_steps, checked=False, name=names[0]):
     # Blind jumps (no value_fn) need an end: one past any run here.
     end = {} if checked else {'last_jump_step': 2**31 - 1}
     return optax.chain(optax.adam(1e-3), onc.nowcast(
-        forecaster, record_every=args.record_every, jump_every=args.window,
-        history_dtype=history_dtype, guard_steps=guard_steps,
-        chunk_size=args.chunk_size, **end))
+        FORECASTERS[name](args.window), record_every=args.record_every,
+        jump_every=args.window, history_dtype=history_dtype,
+        guard_steps=guard_steps, chunk_size=args.chunk_size, **end))
 
   runs = {
       'adam': optax.adam(1e-3),
       'cond-floor': optax.chain(optax.adam(1e-3), cond_floor()),
       'nowcast': with_nowcast(None),
   }
+  # More forecasters side by side (--forecaster a,b,c): same schedule.
+  for name in names[1:]:
+    runs[name] = with_nowcast(None, name=name)
   if args.guard_steps:
     runs['guard'] = with_nowcast(args.guard_steps)
   if args.checked:
@@ -286,15 +303,18 @@ def bench_model(name, model, args):
   print(f'\n## {name}: {n_params:,} params in {len(jax.tree.leaves(params))}'
         f' leaves, batch {args.batch},'
         f' record_every={args.record_every}, window={args.window},'
-        f' jump_every={args.window}, forecaster={args.forecaster},'
+        f' jump_every={args.window}, forecaster={names[0]},'
         f' history_dtype={args.history_dtype},'
         f' guard_steps={args.guard_steps}, chunk_size={args.chunk_size},'
         f' donate={args.donate}')
   extra = [k for k in ('guard', 'checked', 'before') if k in runs]
-  head = {'guard': ' adam+nowcast+guard ms | guard ratio |',
+  extra += names[1:]
+  head = {name: f' adam+nowcast({name}) ms | {name} ratio |'
+          for name in names[1:]}
+  head |= {'guard': ' adam+nowcast+guard ms | guard ratio |',
           'checked': ' adam+nowcast, value_fn ms | checked ratio |',
           'before': ' adam+nowcast(baseline package) ms | baseline ratio |'}
-  print('| step kind | n | adam ms | adam+nowcast ms | ratio |'
+  print(f'| step kind | n | adam ms | adam+nowcast({names[0]}) ms | ratio |'
         ' adam+cond-floor ms | floor ratio |' + ''.join(head[k] for k in extra))
   print('|---|---|---|---|---|---|---|' + '---|---|' * len(extra))
   for kind in ('plain', 'record', 'jump'):
@@ -329,10 +349,15 @@ def main():
                       help='which arguments of the jitted step to donate')
   parser.add_argument('--models', default='mlp,cnn')
   parser.add_argument('--forecaster', default='linear',
-                      choices=('linear', 'wnn', 'multihorizon'),
-                      help='wnn and multihorizon need --window 5')
-  parser.add_argument('--chunk-size', type=int, default=None,
-                      help="nowcast's chunk_size (default: none)")
+                      help='one of %s, or several joined by commas (timed'
+                      ' side by side; the first is the table\'s'
+                      ' "nowcast"); wnn and multihorizon need --window 5'
+                      % ', '.join(FORECASTERS))
+  parser.add_argument('--chunk-size', default='auto',
+                      type=lambda v: v if v == 'auto' else
+                      None if v == 'none' else int(v),
+                      help="nowcast's chunk_size: 'auto' (the default, as"
+                      " shipped), 'none' or a number")
   parser.add_argument('--guard-steps', type=int, default=0,
                       help='also time nowcast with this guard_steps (0: no'
                       ' guarded run)')
@@ -344,7 +369,8 @@ def main():
                       ' directory (e.g. a git worktree of an earlier commit)')
   args = parser.parse_args()
   print(f'jax {jax.__version__}, devices {jax.devices()}')
-  models = {'mlp': ('MLP', MLP()), 'cnn': ('CNN', CNN()),
+  models = {'mlp': ('MLP', MLP()), 'mlp256': ('MLP256', MLP256()),
+            'cnn': ('CNN', CNN()),
             'resnet': ('ResNet', ResNet()), 'gpt': ('GPT', GPT())}
   for key in args.models.split(','):
     bench_model(*models[key], args)

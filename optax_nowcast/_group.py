@@ -36,6 +36,7 @@ from typing import Any, NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from optax_nowcast import _history
@@ -193,22 +194,168 @@ def split(group: Group, joined: jax.Array, shapes: Sequence[tuple[int, ...]],
 
 
 class Forecast(NamedTuple):
-  """Every group's forecast, ready to be split into leaves.
+  """Every leaf's forecast displacement.
 
   Attributes:
-    deltas: Per group, :math:`\\hat p - p_n` of its members, joined,
-      float32 (complex64), ``0`` where the forecast is not finite.
-    starts: Per leaf, its start in its group's joined array (an int32 scalar
-      computed at run time), or ``None`` for a leaf alone in its group.
+    deltas: Per leaf, :math:`\\hat p - p_n`, float32 (complex64 for a
+      complex leaf), shaped like the leaf, ``0`` where the forecast is not
+      finite (already multiplied back by the forecaster's ``leaf_scale``).
     nonfinite: The number of scalars whose forecast was not finite.
-    factors: Per leaf, the factor its part of ``deltas`` is multiplied by
-      (the forecaster's ``leaf_scale``), or ``None`` for ``1``.
   """
 
   deltas: list[jax.Array]
-  starts: list[Optional[jax.Array]]
   nonfinite: jax.Array
-  factors: list[Optional[jax.Array]]
+
+
+def is_streamed(group: Group) -> bool:
+  """Whether a group lives on one device, so that it can be streamed."""
+  return group.how == 'concat' or (
+      group.how == 'single' and group.spec is None and group.chunkable)
+
+
+class _Source(NamedTuple):
+  """One flat array the stream reads: a leaf, or small leaves packed."""
+
+  members: tuple[int, ...]
+  size: int  # the real elements; the flat arrays may be padded past it
+
+
+def _sources(group: Group, sizes: Sequence[int], chunk: int) -> list[_Source]:
+  """A group's leaves as stream sources: a leaf of at least ``chunk``
+  weights alone (read in place), smaller ones packed together (copied, at
+  most ``4 * chunk`` weights a pack)."""
+  out, pack = [], []
+  for k in group.members:
+    if sizes[k] >= chunk:
+      out.append(_Source((k,), sizes[k]))
+      continue
+    if pack and sum(sizes[j] for j in pack) + sizes[k] > 4 * chunk:
+      out.append(_Source(tuple(pack), sum(sizes[j] for j in pack)))
+      pack = []
+    pack.append(k)
+  if pack:
+    out.append(_Source(tuple(pack), sum(sizes[j] for j in pack)))
+  return out
+
+
+def _flat(arrays: Sequence[jax.Array], length: int) -> jax.Array:
+  """The arrays raveled and joined, zero-padded to ``length``: a view of a
+  lone array that needs no padding, else a (small) copy."""
+  flat = [jnp.ravel(a) for a in arrays]
+  joined = flat[0] if len(flat) == 1 else jnp.concatenate(flat)
+  if joined.shape[0] < length:
+    joined = jnp.pad(joined, (0, length - joined.shape[0]))
+  return joined
+
+
+def _stream(forecaster, group, params, updates, slots, window_slots, times,
+            target, chunk, live):
+  r"""A group's forecast in chunks of ``chunk`` weights, read in place.
+
+  A joined copy of a group's params and history would cost several float32
+  copies of the params in temporaries; and on a CPU a step whose temporary
+  arena passes 32 MB has it mapped fresh (and every page faulted) on every
+  call, jump or not (``results/cpu_temp_arena.md``). So the group is never
+  joined: one ``lax.fori_loop`` runs over a static table of chunks, each a
+  ``(source, offset)`` pair; the chunk is read straight from the source's
+  params, updates and history slots (``lax.switch`` over the sources, a
+  ``dynamic_slice`` of a raveled leaf each), forecast, and written into
+  that source's displacement. The forecaster is traced once per group and
+  the temporaries stay near one chunk's. A leaf's last chunk ends at the
+  leaf's end and overlaps the one before it; its overlap is recomputed (the
+  same numbers) and not counted twice.
+  """
+  sizes = [math.prod(jnp.shape(p)) for p in params]
+  chunk = min(chunk, sum(sizes[k] for k in group.members))
+  sources = _sources(group, sizes, chunk)
+  lengths = [max(src.size, chunk) for src in sources]
+  scaling = forecaster.leaf_scale is not None
+  stats = {}
+  if scaling:  # per member, from its own whole window (fused reductions)
+    for k in group.members:
+      p_n = optax.apply_updates(params[k], updates[k])
+      older = [_history.gather([slot[k] for slot in slots], index)
+               for index in window_slots]
+      stats[k] = _jump.leaf_scale(forecaster, p_n, older)
+
+  table = []  # (source, offset, first new element of the chunk)
+  for s, length in enumerate(lengths):
+    for start in range(0, length, chunk):
+      offset = min(start, length - chunk)
+      table.append((s, offset, start - offset))
+  table = np.asarray(table, np.int32)
+
+  def reader(s, src, length):
+    def read(offset):
+      take = lambda a: jax.lax.dynamic_slice_in_dim(a, offset, chunk)
+      pick = lambda arrays: take(_flat(arrays, length))
+      p = pick([params[k] for k in src.members])
+      u = pick([updates[k] for k in src.members])
+      entries = [pick([slot[k] for k in src.members]) for slot in slots]
+      newest = optax.apply_updates(p, u)
+      older = [_history.gather(entries, index) for index in window_slots]
+      position = offset + jnp.arange(chunk, dtype=jnp.int32)
+      real = position < src.size
+      if not scaling:
+        return newest, older, real, jnp.ones([chunk], jnp.float32)
+      # Each element scaled by its own leaf's statistics.
+      shift = _flat([jnp.full(jnp.shape(params[k]), stats[k][0])
+                     for k in src.members], length)
+      factor = _flat([jnp.full(jnp.shape(params[k]), stats[k][1])
+                      for k in src.members], length)
+      shift, factor = take(shift), take(factor)
+      factor = jnp.where(real, factor, 1.0)
+      return (_jump.scaled(newest, shift, factor),
+              [_jump.scaled(e, shift, factor) for e in older], real, factor)
+    return read
+
+  readers = [reader(s, src, length)
+             for s, (src, length) in enumerate(zip(sources, lengths))]
+  compute = jnp.complex64 if any(
+      jnp.iscomplexobj(params[k]) for k in group.members) else jnp.float32
+
+  def writer(s):
+    def write(out, delta, offset):
+      out = list(out)
+      out[s] = jax.lax.dynamic_update_slice_in_dim(out[s], delta, offset, 0)
+      return tuple(out)
+    return write
+
+  writers = [writer(s) for s in range(len(sources))]
+  table = jnp.asarray(table)
+
+  def body(t, carry):
+    out, bad = carry
+    s, offset, first = table[t, 0], table[t, 1], table[t, 2]
+    newest, older, real, factor = jax.lax.switch(s, readers, offset)
+    valid = real & (jnp.arange(chunk, dtype=jnp.int32) >= first)
+    delta, more = _jump.forecast_delta(
+        forecaster, newest, older, times, target, group.label, valid=valid)
+    delta = (delta * factor).astype(compute)
+    out = jax.lax.switch(s, writers, out, delta, offset)
+    return out, bad + more
+
+  out = tuple(jnp.zeros([length], compute) for length in lengths)
+  out, bad = jax.lax.fori_loop(
+      0, table.shape[0], body, (out, jnp.zeros([], jnp.int32)))
+  # A packed member's offset, made opaque to XLA by the cond on ``live``
+  # (see forecast_groups): members of one shape then share one kernel.
+  starts = {}
+  for src in sources:
+    at = 0
+    for k in src.members:
+      starts[k] = at
+      at += sizes[k]
+  starts = jax.lax.cond(live, lambda x: x, lambda x: {k: v * 0 for k, v in
+                                                      x.items()},
+                        {k: jnp.int32(v) for k, v in starts.items()})
+  deltas = {}
+  for src, flat in zip(sources, out):
+    for k in src.members:
+      deltas[k] = (flat if len(src.members) == 1 and sizes[k] == flat.shape[0]
+                   else jax.lax.dynamic_slice_in_dim(flat, starts[k], sizes[k])
+                   ).reshape(jnp.shape(params[k]))
+  return deltas, bad
 
 
 def forecast_groups(
@@ -225,12 +372,15 @@ def forecast_groups(
 ) -> Forecast:
   r"""Forecasts every leaf, one forecaster call per group.
 
-  Each group's would-be params :math:`p_n = p + u` and history slots are
-  joined first, so that gathering the window and forecasting cost a few
-  operations per group, not per leaf. A forecaster with ``leaf_scale`` sees
-  each member scaled by its own window's ``(shift, scale)`` (computed per
-  member before joining), and its deltas are scaled back per member
-  (``Forecast.factors``).
+  With ``chunk_size``, a group on one device is streamed through the
+  forecaster in chunks read in place from its leaves (:func:`_stream`):
+  its temporaries stay near one chunk's, whatever the model's size. Other
+  groups (and every group without ``chunk_size``) have their would-be
+  params :math:`p_n = p + u` and history slots joined first, so that
+  gathering the window and forecasting cost a few operations per group, not
+  per leaf. A forecaster with ``leaf_scale`` sees each member scaled by its
+  own window's ``(shift, scale)`` (computed per member before joining), and
+  its deltas are scaled back per member.
 
   The joined displacements and the members' starts then pass through a
   ``lax.cond`` on ``live``, a traced bool that is always ``True`` at run
@@ -252,15 +402,25 @@ def forecast_groups(
     times: ``(W,)`` steps of the entries relative to the newest.
     target: The step to forecast, relative to the newest entry.
     live: See above.
-    chunk_size: See :func:`optax_nowcast._jump.forecast_leaf`.
+    chunk_size: Weights per chunk (streamed groups; see
+      :func:`optax_nowcast._jump.forecast_leaf` for the others), or
+      ``None``.
 
   Returns:
     A :class:`Forecast`.
   """
-  deltas, nonfinite = [], jnp.zeros([], jnp.int32)
-  factors: list[Optional[jax.Array]] = [None] * len(params)
+  deltas: list[Optional[jax.Array]] = [None] * len(params)
+  nonfinite = jnp.zeros([], jnp.int32)
+  joined, factors = [], {}
   for group in groups:
     members = group.members
+    if chunk_size is not None and is_streamed(group):
+      streamed, bad = _stream(forecaster, group, params, updates, slots,
+                              window_slots, times, target, chunk_size, live)
+      for k, d in streamed.items():
+        deltas[k] = d
+      nonfinite += bad
+      continue
     if forecaster.leaf_scale is None:
       # p_n = p + u on the joined arrays: one kernel per group, not per leaf.
       newest = optax.apply_updates(
@@ -285,29 +445,28 @@ def forecast_groups(
     delta, bad = _jump.forecast_delta(
         forecaster, newest, older, times, target, group.label,
         chunk_size if group.chunkable else None, group.spec)
-    deltas.append(delta)
+    joined.append((group, delta))
     nonfinite += bad
-  values = _starts(groups, [tuple(jnp.shape(p)) for p in params])
+  if not joined:
+    return Forecast(deltas, nonfinite)
+  shapes = [tuple(jnp.shape(p)) for p in params]
+  values = _starts([g for g, _ in joined], shapes)
   known = [jnp.int32(v) for v in values if v is not None]
-  deltas, known = jax.lax.cond(
+  joined_deltas, known = jax.lax.cond(
       live, lambda x: x, lambda x: jax.tree.map(jnp.zeros_like, x),
-      (deltas, known))
+      ([d for _, d in joined], known))
   opaque = iter(known)
   starts = [None if v is None else next(opaque) for v in values]
-  return Forecast(deltas, starts, nonfinite, factors)
+  for (group, _), delta in zip(joined, joined_deltas):
+    parts = split(group, delta, [shapes[k] for k in group.members],
+                  [starts[k] for k in group.members])
+    for k, d in zip(group.members, parts):
+      deltas[k] = d * factors[k] if k in factors else d
+  return Forecast(deltas, nonfinite)
 
 
-def moved_updates(groups: Sequence[Group], forecast: Forecast,
-                  updates: Sequence[jax.Array],
+def moved_updates(forecast: Forecast, updates: Sequence[jax.Array],
                   scale: Optional[jax.Array] = None) -> list[jax.Array]:
   """Per leaf, the updates that move its params by ``scale`` times delta."""
-  out: list[Optional[jax.Array]] = [None] * len(updates)
-  for group, delta in zip(groups, forecast.deltas):
-    members = group.members
-    shapes = [tuple(jnp.shape(updates[k])) for k in members]
-    parts = split(group, delta, shapes, [forecast.starts[k] for k in members])
-    for k, d in zip(members, parts):
-      if forecast.factors[k] is not None:
-        d = d * forecast.factors[k]
-      out[k] = _jump.apply_delta(updates[k], d, scale)
-  return out
+  return [_jump.apply_delta(u, d, scale)
+          for u, d in zip(updates, forecast.deltas)]

@@ -99,6 +99,7 @@ def forecast_delta(
     label: str,
     chunk_size: Optional[int] = None,
     spec: Optional[tuple] = None,
+    valid: Optional[jax.Array] = None,
 ) -> tuple[jax.Array, jax.Array]:
   r"""The displacement :math:`\hat p - p_n` of one leaf, and its bad count.
 
@@ -112,6 +113,9 @@ def forecast_delta(
     label: The leaf's kind (static).
     chunk_size: See :func:`forecast_leaf`.
     spec: See :func:`forecast_leaf`.
+    valid: A bool array shaped like ``newest``: only its ``True`` scalars
+      are counted in ``nonfinite`` (a chunk's padding or the part another
+      chunk already counted). ``None``: all.
 
   Returns:
     ``(delta, nonfinite)``: the float32 displacement (complex64 for a
@@ -122,7 +126,7 @@ def forecast_delta(
   if jnp.iscomplexobj(newest):
     (re, re_bad), (im, im_bad) = [
         forecast_delta(forecaster, part(newest), [part(e) for e in older],
-                       times, target, label, chunk_size, spec)
+                       times, target, label, chunk_size, spec, valid)
         for part in (jnp.real, jnp.imag)
     ]
     return jax.lax.complex(re, im), re_bad + im_bad
@@ -132,7 +136,8 @@ def forecast_delta(
                            chunk_size, spec)
   finite = jnp.isfinite(forecast)
   delta = jnp.where(finite, forecast - newest, 0.0)
-  return delta, jnp.sum(~finite, dtype=jnp.int32)
+  bad = ~finite if valid is None else ~finite & valid
+  return delta, jnp.sum(bad, dtype=jnp.int32)
 
 
 def leaf_scale(forecaster: Forecaster, newest: jax.Array,

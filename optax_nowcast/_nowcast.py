@@ -243,21 +243,22 @@ def _check_jumps_end(schedule: Schedule, value_fn: Any,
         ' which jumps stop (e.g. 90% of your training steps)')
 
 
-#: The chunk of ``nowcast(chunk_size='auto')`` for a learned forecaster:
-#: its intermediates for ``2**18`` weights take a few hundred MB
-#: (``results/jump_memory.md``).
-AUTO_CHUNK_SIZE = 2**18
+#: The chunks of ``nowcast(chunk_size='auto')``: a learned forecaster's
+#: intermediates take 1-3 KB per weight, a closed-form one's a few floats;
+#: either way a chunk's temporaries stay near a few MB, far below the 32 MB
+#: past which a CPU step's temporaries are mapped fresh on every call
+#: (``results/cpu_temp_arena.md``).
+AUTO_CHUNK_SIZE = 2**12
+AUTO_CLOSED_FORM_CHUNK_SIZE = 2**16
 
 
 def _chunk_size(chunk_size: Union[int, str, None],
                 forecaster: Forecaster) -> Optional[int]:
   """``nowcast``'s ``chunk_size`` as weights per chunk; ``None``: no chunks.
 
-  ``'auto'`` chunks a learned forecaster (one with weights: its
-  intermediates take 1-3 KB per weight) and not a closed-form one
-  (``linear``, ``quadratic``, ``last``: a few floats per weight), since on
-  CPU a chunked jump also slows the plain steps of a mid-sized model
-  (``results/step_overhead_large.md``).
+  ``'auto'``: :data:`AUTO_CHUNK_SIZE` for a learned forecaster (one with
+  weights), :data:`AUTO_CLOSED_FORM_CHUNK_SIZE` for a closed-form one
+  (``linear``, ``quadratic``, ``last``).
   """
   if chunk_size is None:
     return None
@@ -267,7 +268,7 @@ def _chunk_size(chunk_size: Union[int, str, None],
           "chunk_size must be a positive int, 'auto' or None, got"
           f' {chunk_size!r}')
     learned = any(jnp.size(w) for w in jax.tree.leaves(forecaster.weights))
-    return AUTO_CHUNK_SIZE if learned else None
+    return AUTO_CHUNK_SIZE if learned else AUTO_CLOSED_FORM_CHUNK_SIZE
   return _validation.positive_int('chunk_size', chunk_size)
 
 
@@ -562,20 +563,20 @@ def nowcast(
 
       if value_fn is None:
         forecast = forecast_at(plan.target)
-        return (_group.moved_updates(groups, forecast, us), kept,
+        return (_group.moved_updates(forecast, us), kept,
                 forecast.nonfinite, jnp.zeros([], jnp.int32))
 
       if forecaster.horizons is None:
         forecast = forecast_at(plan.target)
 
         def moved(scale):
-          return (_group.moved_updates(groups, forecast, us, scale),
+          return (_group.moved_updates(forecast, us, scale),
                   forecast.nonfinite)
       else:  # a multi-horizon forecaster: the candidates are horizons
         def moved(scale):
           at = forecast_at(plan.target * scale)
           # Scale 0 is p_n exactly, not a forecast of horizon 0.
-          return (_group.moved_updates(groups, at, us,
+          return (_group.moved_updates(at, us,
                                        (scale > 0).astype(jnp.float32)),
                   at.nonfinite)
 

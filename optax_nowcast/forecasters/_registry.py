@@ -28,6 +28,7 @@ MODULES = {
     'wnn': 'optax_nowcast.forecasters._wnn',
     'introspection': 'optax_nowcast.forecasters._introspection',
     'multihorizon': 'optax_nowcast.forecasters._multihorizon',
+    'nino-mlp': 'optax_nowcast.forecasters._nino_mlp',
 }
 
 

@@ -254,7 +254,7 @@ def test_a_forecaster_entry_that_is_not_a_dict_is_named(tmp_path):
 @pytest.mark.parametrize(
     'kind,weights,manifest,match',
     [
-        ('nino', 'wnn', None, r"kind must be one of \['introspection', 'multihorizon', 'wnn'\], got 'nino'"),
+        ('nino', 'wnn', None, r"kind must be one of \['introspection', 'multihorizon', 'nino-mlp', 'wnn'\], got 'nino'"),
         (['wnn'], 'wnn', None, r"kind must be one of .*got \['wnn'\]"),
         ('wnn', 'introspection', None, 'weights must have exactly the labels'),
         ('introspection', 'wnn', None, 'weights does not match the network'),

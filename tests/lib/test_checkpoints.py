@@ -94,7 +94,7 @@ def test_truncated_or_missing_checkpoint_file_is_reported(tmp_path):
 
 
 def test_unknown_name_lists_the_known_ones():
-  with pytest.raises(ValueError, match=r"name must be one of \['introspection', 'multihorizon', 'wnn'\]"):
+  with pytest.raises(ValueError, match=r"name must be one of \['introspection', 'multihorizon', 'nino-mlp', 'wnn'\]"):
     onc.forecasters.load('nino')
 
 

@@ -26,6 +26,10 @@ LABELS = ['dense', 'bias', 'conv', 'scalar', 'dense', 'bias', 'dense']
 DTYPES = [jnp.float32, jnp.float32, jnp.float32, jnp.float32, jnp.bfloat16,
           jnp.float32, jnp.complex64]
 WINDOW = 5
+# None: groups joined whole; 4: chunks within leaves, the last one
+# overlapping; 16: small leaves packed into a chunk; 1000: every group in
+# one padded chunk.
+CHUNK_SIZES = (None, 4, 16, 1000)
 
 
 def _forecasters():
@@ -99,45 +103,50 @@ class PlanTest(chex.TestCase):
 
 class ForecastGroupsTest(parameterized.TestCase):
 
-  @parameterized.parameters('last', 'linear', 'quadratic')
-  def test_grouped_equals_per_leaf_exactly(self, name):
+  @parameterized.product(name=('last', 'linear', 'quadratic'),
+                          chunk_size=CHUNK_SIZES)
+  def test_grouped_equals_per_leaf_exactly(self, name, chunk_size):
     forecaster = _forecasters()[name]
     args = _inputs()
-    got, got_bad = self._grouped(forecaster, *args)
+    got, got_bad = self._grouped(forecaster, *args, chunk_size=chunk_size)
     want, want_bad = jax.jit(functools.partial(_per_leaf, forecaster))(*args)
     for g, w in zip(got, want):
       chex.assert_trees_all_equal_dtypes(g, w)
       np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
     self.assertEqual(int(got_bad), int(want_bad))
 
-  def test_grouped_wnn_equals_per_leaf_up_to_the_gemm_rounding(self):
+  @parameterized.parameters(*CHUNK_SIZES)
+  def test_grouped_wnn_equals_per_leaf_up_to_the_gemm_rounding(
+      self, chunk_size):
     # XLA's CPU matrix products round the rows of a batch differently
     # depending on its size (the same leaf alone, or inside a larger batch,
     # differs by a few float32 ulps), so WNN is equal up to that rounding.
     forecaster = _forecasters()['wnn']
     args = _inputs()
-    got, _ = self._grouped(forecaster, *args)
+    got, _ = self._grouped(forecaster, *args, chunk_size=chunk_size)
     want, _ = jax.jit(functools.partial(_per_leaf, forecaster))(*args)
     for g, w in zip(got, want):
       chex.assert_trees_all_equal_dtypes(g, w)
       np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=2e-6,
                                  atol=1e-7)
 
-  def test_a_non_finite_forecast_stays_in_its_leaf(self):
+  @parameterized.parameters(*CHUNK_SIZES)
+  def test_a_non_finite_forecast_stays_in_its_leaf(self, chunk_size):
     forecaster = _forecasters()['linear']
     params, updates, slots, window_slots, times, target = _inputs()
     slots = [list(s) for s in slots]
     slots[int(window_slots[0])][5] = slots[int(window_slots[0])][5].at[3].set(
         jnp.nan)
     deltas, bad = self._grouped(forecaster, params, updates, slots,
-                                window_slots, times, target)
+                                window_slots, times, target,
+                                chunk_size=chunk_size)
     self.assertEqual(int(bad), 1)
     self.assertEqual(float(deltas[5][3]), 0.0)
     self.assertTrue(all(bool(jnp.all(jnp.isfinite(d))) for d in deltas))
 
   @staticmethod
   def _grouped(forecaster, params, updates, slots, window_slots, times,
-               target):
+               target, chunk_size=None):
     @jax.jit
     def run(params, updates, slots, window_slots, times, target, live):
       groups = _group.plan(params, LABELS,
@@ -146,14 +155,8 @@ class ForecastGroupsTest(parameterized.TestCase):
       assert any(len(g.members) > 1 for g in groups)
       forecast = _group.forecast_groups(
           forecaster, groups, params, updates, slots, window_slots, times,
-          target, live)
-      deltas = [None] * len(params)
-      for g, delta in zip(groups, forecast.deltas):
-        shapes = [tuple(params[k].shape) for k in g.members]
-        starts = [forecast.starts[k] for k in g.members]
-        for k, d in zip(g.members, _group.split(g, delta, shapes, starts)):
-          deltas[k] = d
-      return deltas, forecast.nonfinite
+          target, live, chunk_size)
+      return forecast.deltas, forecast.nonfinite
 
     return run(params, updates, slots, window_slots, times, target,
                jnp.bool_(True))

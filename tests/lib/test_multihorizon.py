@@ -49,7 +49,7 @@ def _leaf_forecast(f, window, target, label='dense'):
   return shift + scale * jax.vmap(one)(flat).reshape(window.shape[1:])
 
 
-def _jump_deltas(f, params, slots, placement=None):
+def _jump_deltas(f, params, slots, placement=None, chunk_size=None):
   """forecast_groups + moved_updates on zero updates: the jump's deltas."""
   labels = ['dense'] * len(params)
   updates = [jnp.zeros_like(p) for p in params]
@@ -62,8 +62,8 @@ def _jump_deltas(f, params, slots, placement=None):
     forecast = _group.forecast_groups(
         f, groups, params, updates, slots,
         [jnp.int32(j) for j in range(WINDOW - 1)], TIMES,
-        jnp.float32(30.0), jnp.bool_(True))
-    return _group.moved_updates(groups, forecast, updates), forecast.nonfinite
+        jnp.float32(30.0), jnp.bool_(True), chunk_size)
+    return _group.moved_updates(forecast, updates), forecast.nonfinite
 
   original = _group.placement
   if placement is not None:
@@ -166,25 +166,29 @@ class LeafScaleTest(parameterized.TestCase):
       np.testing.assert_allclose(deltas[k], want, rtol=2e-5,
                                  atol=1e-5 * float(jnp.std(window)))
 
-  def test_grouped_equals_leaf_by_leaf(self):
+  # Joined whole (None), streamed in chunks within leaves (5), and with
+  # leaves of their own statistics packed into one chunk (32).
+  @parameterized.parameters(None, 5, 32)
+  def test_grouped_equals_leaf_by_leaf(self, chunk_size):
     f = _forecaster()
     shapes = [(6, 4), (9,), (6, 4), (3, 2, 2)]
     slots = [_leaves(10 + j, shapes) for j in range(WINDOW - 1)]
     params = _leaves(9, shapes)
-    grouped, _ = _jump_deltas(f, params, slots)
+    grouped, _ = _jump_deltas(f, params, slots, chunk_size=chunk_size)
     alone, _ = _jump_deltas(f, params, slots, lambda x: ('auto', None))
     # Up to the rounding of XLA's CPU matrix products, which differs with
     # the batch size (as for WNN in test_group.py), here through 4 layers.
     for g, a in zip(grouped, alone):
       np.testing.assert_allclose(g, a, rtol=1e-5, atol=1e-6)
 
-  def test_a_nan_stays_in_its_scalar(self):
+  @parameterized.parameters(None, 5, 32)
+  def test_a_nan_stays_in_its_scalar(self, chunk_size):
     f = _forecaster()
     shapes = [(6, 4), (9,)]
     slots = [_leaves(10 + j, shapes) for j in range(WINDOW - 1)]
     slots[2][0] = slots[2][0].at[1, 2].set(jnp.nan)
     params = _leaves(9, shapes)
-    deltas, bad = _jump_deltas(f, params, slots)
+    deltas, bad = _jump_deltas(f, params, slots, chunk_size=chunk_size)
     self.assertEqual(int(bad), 1)
     self.assertEqual(float(deltas[0][1, 2]), 0.0)
     self.assertTrue(all(bool(jnp.all(jnp.isfinite(d))) for d in deltas))
