@@ -164,6 +164,7 @@ FORECASTERS = {
     'linear': lambda window: onc.forecasters.linear(window=window, horizon=5),
     'wnn': lambda window: onc.forecasters.load('wnn'),
     'multihorizon': lambda window: onc.forecasters.load('multihorizon'),
+    'nino-mlp': lambda window: onc.forecasters.load('nino-mlp'),
 }
 
 
@@ -253,8 +254,8 @@ def bench_model(name, model, args):
       'nowcast': with_nowcast(None),
   }
   # More forecasters side by side (--forecaster a,b,c): same schedule.
-  for name in names[1:]:
-    runs[name] = with_nowcast(None, name=name)
+  for other in names[1:]:
+    runs[other] = with_nowcast(None, name=other)
   if args.guard_steps:
     runs['guard'] = with_nowcast(args.guard_steps)
   if args.checked:

@@ -42,12 +42,19 @@ import optax
 from optax_nowcast import _history
 from optax_nowcast import _jump
 from optax_nowcast.forecasters._base import Forecaster
+from optax_nowcast.forecasters._base import Standardize
 
 #: A group holds at most ``max(largest leaf, MAX_GROUP_ELEMENTS)`` elements,
 #: which bounds the arrays a jump joins (a few float32 copies of a group).
 MAX_GROUP_ELEMENTS = 1 << 26
 
 Spec = tuple[Any, ...]
+
+#: A streamed jump reads its leaves in blocks of at least this many weights
+#: (:func:`forecast_groups`): fewer, larger reads than one per chunk, so that
+#: a model of hundreds of mid-sized leaves compiles a few branches, not one
+#: per leaf, while a block's reads stay near 1.5 MB.
+STREAM_BLOCK = 1 << 16
 
 
 class Group(NamedTuple):
@@ -248,8 +255,58 @@ def _flat(arrays: Sequence[jax.Array], length: int) -> jax.Array:
   return joined
 
 
+def _member_scales(forecaster, group, params, updates, slots, window_slots,
+                   rows, chunk_at, compute):
+  """Per group member, its leaf's ``(shift, scale)``, as ``(M,)`` arrays.
+
+  A :class:`~optax_nowcast.forecasters.Standardize` is accumulated over the
+  chunks (``chunk_at(t)`` for ``t < rows``): a pass for the count and the
+  sum, one for the squared deviations, each a segment sum over the members
+  of the chunk's elements; no window of a leaf is ever held whole. Any
+  other ``leaf_scale`` sees each member's whole window.
+  """
+  members = len(group.members)
+  if not isinstance(forecaster.leaf_scale, Standardize):
+    stats = []
+    for k in group.members:
+      older = [_history.gather([slot[k] for slot in slots], j)
+               for j in window_slots]
+      stats.append(_jump.leaf_scale(
+          forecaster, optax.apply_updates(params[k], updates[k]), older))
+    return (jnp.stack([a for a, _ in stats]),
+            jnp.stack([b for _, b in stats]))
+
+  def entries(t):
+    _, _, newest, older, _, valid, ids = chunk_at(t)
+    for e in [*older, newest]:
+      e = e.astype(compute)
+      yield e, jnp.isfinite(e) & valid, ids
+
+  def sums(t, carry):
+    count, total = carry
+    for e, finite, ids in entries(t):
+      count += jax.ops.segment_sum(finite.astype(jnp.int32), ids, members)
+      total += jax.ops.segment_sum(jnp.where(finite, e, 0), ids, members)
+    return count, total
+
+  count, total = jax.lax.fori_loop(
+      0, rows, sums, (jnp.zeros([members], jnp.int32),
+                      jnp.zeros([members], compute)))
+  mean = total / jnp.maximum(count, 1)
+
+  def squares(t, acc):
+    for e, finite, ids in entries(t):
+      spread = jnp.where(finite, jnp.abs(e - mean[ids]), 0.0)
+      acc += jax.ops.segment_sum(spread * spread, ids, members)
+    return acc
+
+  acc = jax.lax.fori_loop(0, rows, squares, jnp.zeros([members], jnp.float32))
+  shift, scale = forecaster.leaf_scale.finish(count, total, acc)
+  return _jump.sanitized(shift.astype(compute), scale)
+
+
 def _stream(forecaster, group, params, updates, slots, window_slots, times,
-            target, chunk, live):
+            target, chunk, live, block):
   r"""A group's forecast in chunks of ``chunk`` weights, read in place.
 
   A joined copy of a group's params and history would cost several float32
@@ -266,53 +323,70 @@ def _stream(forecaster, group, params, updates, slots, window_slots, times,
   same numbers) and not counted twice.
   """
   sizes = [math.prod(jnp.shape(p)) for p in params]
-  chunk = min(chunk, sum(sizes[k] for k in group.members))
+  # The loop reads blocks of ``block`` weights (few sources, so few switch
+  # branches to compile); the forecaster runs over a block ``chunk`` at a
+  # time (``lax.map``), which bounds its intermediates.
+  inner = chunk if chunk < block else None
+  chunk = min(max(chunk, block), sum(sizes[k] for k in group.members))
   sources = _sources(group, sizes, chunk)
   lengths = [max(src.size, chunk) for src in sources]
-  scaling = forecaster.leaf_scale is not None
-  stats = {}
-  if scaling:  # per member, from its own whole window (fused reductions)
-    for k in group.members:
-      p_n = optax.apply_updates(params[k], updates[k])
-      older = [_history.gather([slot[k] for slot in slots], index)
-               for index in window_slots]
-      stats[k] = _jump.leaf_scale(forecaster, p_n, older)
+  index = {k: i for i, k in enumerate(group.members)}
+  compute = jnp.complex64 if any(
+      jnp.iscomplexobj(params[k]) for k in group.members) else jnp.float32
 
   table = []  # (source, offset, first new element of the chunk)
   for s, length in enumerate(lengths):
     for start in range(0, length, chunk):
       offset = min(start, length - chunk)
       table.append((s, offset, start - offset))
-  table = np.asarray(table, np.int32)
+  table = jnp.asarray(np.asarray(table, np.int32))
 
-  def reader(s, src, length):
+  def reader(src, length):
     def read(offset):
       take = lambda a: jax.lax.dynamic_slice_in_dim(a, offset, chunk)
       pick = lambda arrays: take(_flat(arrays, length))
       p = pick([params[k] for k in src.members])
       u = pick([updates[k] for k in src.members])
       entries = [pick([slot[k] for k in src.members]) for slot in slots]
-      newest = optax.apply_updates(p, u)
-      older = [_history.gather(entries, index) for index in window_slots]
-      position = offset + jnp.arange(chunk, dtype=jnp.int32)
-      real = position < src.size
-      if not scaling:
-        return newest, older, real, jnp.ones([chunk], jnp.float32)
-      # Each element scaled by its own leaf's statistics.
-      shift = _flat([jnp.full(jnp.shape(params[k]), stats[k][0])
-                     for k in src.members], length)
-      factor = _flat([jnp.full(jnp.shape(params[k]), stats[k][1])
-                      for k in src.members], length)
-      shift, factor = take(shift), take(factor)
-      factor = jnp.where(real, factor, 1.0)
-      return (_jump.scaled(newest, shift, factor),
-              [_jump.scaled(e, shift, factor) for e in older], real, factor)
+      older = [_history.gather(entries, j) for j in window_slots]
+      real = offset + jnp.arange(chunk, dtype=jnp.int32) < src.size
+      # Which member of the group each element belongs to.
+      ids = (jnp.full([chunk], index[src.members[0]], jnp.int32)
+             if len(src.members) == 1 else
+             pick([jnp.full(jnp.shape(params[k]), index[k], jnp.int32)
+                   for k in src.members]))
+      return optax.apply_updates(p, u), older, real, ids
     return read
 
-  readers = [reader(s, src, length)
-             for s, (src, length) in enumerate(zip(sources, lengths))]
-  compute = jnp.complex64 if any(
-      jnp.iscomplexobj(params[k]) for k in group.members) else jnp.float32
+  readers = [reader(src, length) for src, length in zip(sources, lengths)]
+
+  def chunk_at(t):
+    """The chunk of table row ``t``: its window and which elements count."""
+    s, offset, first = table[t, 0], table[t, 1], table[t, 2]
+    newest, older, real, ids = jax.lax.switch(s, readers, offset)
+    valid = real & (jnp.arange(chunk, dtype=jnp.int32) >= first)
+    return s, offset, newest, older, real, valid, ids
+
+  if forecaster.leaf_scale is not None:
+    shift, factor = _member_scales(forecaster, group, params, updates,
+                                   slots, window_slots, table.shape[0],
+                                   chunk_at, compute)
+
+  def body(t, carry):
+    out, bad = carry
+    s, offset, newest, older, real, valid, ids = chunk_at(t)
+    if forecaster.leaf_scale is None:
+      scale = jnp.ones([chunk], jnp.float32)
+    else:  # each element scaled by its own leaf's statistics
+      scale = jnp.where(real, factor[ids], 1.0)
+      newest = _jump.scaled(newest, shift[ids], scale)
+      older = [_jump.scaled(e, shift[ids], scale) for e in older]
+    delta, more = _jump.forecast_delta(
+        forecaster, newest, older, times, target, group.label, inner,
+        valid=valid)
+    delta = (delta * scale).astype(compute)
+    out = jax.lax.switch(s, writers, out, delta, offset)
+    return out, bad + more
 
   def writer(s):
     def write(out, delta, offset):
@@ -322,18 +396,6 @@ def _stream(forecaster, group, params, updates, slots, window_slots, times,
     return write
 
   writers = [writer(s) for s in range(len(sources))]
-  table = jnp.asarray(table)
-
-  def body(t, carry):
-    out, bad = carry
-    s, offset, first = table[t, 0], table[t, 1], table[t, 2]
-    newest, older, real, factor = jax.lax.switch(s, readers, offset)
-    valid = real & (jnp.arange(chunk, dtype=jnp.int32) >= first)
-    delta, more = _jump.forecast_delta(
-        forecaster, newest, older, times, target, group.label, valid=valid)
-    delta = (delta * factor).astype(compute)
-    out = jax.lax.switch(s, writers, out, delta, offset)
-    return out, bad + more
 
   out = tuple(jnp.zeros([length], compute) for length in lengths)
   out, bad = jax.lax.fori_loop(
@@ -369,6 +431,7 @@ def forecast_groups(
     target: jax.Array,
     live: jax.Array,
     chunk_size: Optional[int] = None,
+    block: int = STREAM_BLOCK,
 ) -> Forecast:
   r"""Forecasts every leaf, one forecaster call per group.
 
@@ -405,6 +468,8 @@ def forecast_groups(
     chunk_size: Weights per chunk (streamed groups; see
       :func:`optax_nowcast._jump.forecast_leaf` for the others), or
       ``None``.
+    block: A streamed group is read in blocks of ``max(block, chunk_size)``
+      weights: a leaf of at least that many alone, smaller ones packed.
 
   Returns:
     A :class:`Forecast`.
@@ -416,7 +481,8 @@ def forecast_groups(
     members = group.members
     if chunk_size is not None and is_streamed(group):
       streamed, bad = _stream(forecaster, group, params, updates, slots,
-                              window_slots, times, target, chunk_size, live)
+                              window_slots, times, target, chunk_size, live,
+                              block)
       for k, d in streamed.items():
         deltas[k] = d
       nonfinite += bad

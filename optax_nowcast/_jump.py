@@ -153,10 +153,16 @@ def leaf_scale(forecaster: Forecaster, newest: jax.Array,
   window = jnp.stack([e.astype(compute) for e in older]
                      + [newest.astype(compute)])
   shift, scale = forecaster.leaf_scale(window)
-  shift = jnp.asarray(shift, compute)
+  return sanitized(jnp.asarray(shift, compute), scale)
+
+
+def sanitized(shift: jax.Array,
+              scale: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """A leaf scaling that cannot spread a NaN over the leaf: a shift that
+  is not finite becomes ``0``, a scale that is not finite and positive
+  ``1``, so the forecasts of the scalars whose own window is finite stay
+  finite."""
   scale = jnp.asarray(scale, jnp.float32)
-  # Never let the statistics spread a NaN over the leaf: the forecasts of
-  # the scalars whose own window is finite stay finite.
   shift = jnp.where(jnp.isfinite(shift), shift, jnp.zeros_like(shift))
   scale = jnp.where(jnp.isfinite(scale) & (scale > 0), scale, 1.0)
   return shift, scale

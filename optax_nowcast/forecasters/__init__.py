@@ -19,6 +19,7 @@ from typing import Any
 
 from optax_nowcast.forecasters._base import Forecaster
 from optax_nowcast.forecasters._base import LABELS
+from optax_nowcast.forecasters._base import Standardize
 from optax_nowcast.forecasters._curve_fit import last
 from optax_nowcast.forecasters._curve_fit import linear
 from optax_nowcast.forecasters._curve_fit import quadratic
@@ -35,6 +36,7 @@ _LAZY = {
 
 __all__ = (
     'Forecaster',
+    'Standardize',
     'LABELS',
     'introspection',
     'last',

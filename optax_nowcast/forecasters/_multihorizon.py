@@ -35,6 +35,7 @@ from optax_nowcast import _validation
 from optax_nowcast.forecasters import _nets
 from optax_nowcast.forecasters import _registry
 from optax_nowcast.forecasters._base import Forecaster
+from optax_nowcast.forecasters._base import Standardize
 from optax_nowcast.forecasters._base import LABELS
 
 #: The leaf kinds with an embedding of their own; any other label shares
@@ -54,26 +55,10 @@ def label_index(label: str) -> int:
   return EMBEDDED_LABELS.index(label) if label in LABELS else len(LABELS)
 
 
-def leaf_scale(window: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """Mean and standard deviation of a leaf over all elements and entries.
-
-  Non-finite entries are left out, so that a NaN in one weight does not
-  spread to its leaf; a leaf without spread gets scale ``1``.
-
-  Args:
-    window: ``(W, *leaf_shape)`` float32 (complex64: the deviation is the
-      root mean square of the complex distance to the mean).
-
-  Returns:
-    ``(shift, scale)``.
-  """
-  finite = jnp.isfinite(window)
-  count = jnp.maximum(jnp.sum(finite), 1)
-  safe = jnp.where(finite, window, jnp.zeros_like(window))
-  mean = jnp.sum(safe) / count
-  spread = jnp.where(finite, jnp.abs(window - mean), 0.0)
-  std = jnp.sqrt(jnp.sum(spread * spread) / count)
-  return mean, jnp.where(std > 0, std, 1.0)
+#: Mean and standard deviation of a leaf over all elements and entries (the
+#: finite ones), scale ``1`` for a leaf without spread: see
+#: :class:`~optax_nowcast.forecasters.Standardize`.
+leaf_scale = Standardize()
 
 
 def _shapes(window: int, width: int, depth: int,

@@ -58,6 +58,7 @@ from optax_nowcast import _validation
 from optax_nowcast.forecasters import _nets
 from optax_nowcast.forecasters import _registry
 from optax_nowcast.forecasters._base import Forecaster
+from optax_nowcast.forecasters._base import Standardize
 
 #: NiNo's context: states per window.
 WINDOW = 5
@@ -112,29 +113,12 @@ def label_type(label: str, types: Optional[Mapping[str, int]] = None) -> int:
   return TYPES.get(label, OTHER_TYPE)
 
 
-def leaf_scale(window: jax.Array) -> tuple[jax.Array, jax.Array]:
-  r"""NiNo's per-tensor scaling: :math:`(\mu, \sigma + \varepsilon)`.
-
-  One mean and one unbiased (``n - 1``) standard deviation over all the
-  entries of the whole ``(W, *leaf_shape)`` window, as NiNo's
-  ``scale_params(method='std')``. Non-finite entries are left out (NiNo
-  raises on them instead), so that a NaN in one weight does not spread to
-  its leaf.
-
-  Args:
-    window: ``(W, *leaf_shape)`` float32 (complex64: the deviation is the
-      root mean square of the complex distance to the mean).
-
-  Returns:
-    ``(shift, scale)`` = :math:`(\mu, \sigma + \varepsilon)`.
-  """
-  finite = jnp.isfinite(window)
-  count = jnp.sum(finite)
-  safe = jnp.where(finite, window, jnp.zeros_like(window))
-  mean = jnp.sum(safe) / jnp.maximum(count, 1)
-  spread = jnp.where(finite, jnp.abs(window - mean), 0.0)
-  std = jnp.sqrt(jnp.sum(spread * spread) / jnp.maximum(count - 1, 1))
-  return mean, std + EPS
+#: NiNo's per-tensor scaling (its ``scale_params(method='std')``):
+#: :math:`(\mu, \sigma + \varepsilon)`, one mean and one unbiased
+#: (``n - 1``) standard deviation over the finite entries of the whole
+#: window (NiNo raises on non-finite ones instead): see
+#: :class:`~optax_nowcast.forecasters.Standardize`.
+leaf_scale = Standardize(ddof=1, eps=EPS)
 
 
 def _shapes(window: int, width: int, depth: int, horizons: int,

@@ -26,10 +26,11 @@ LABELS = ['dense', 'bias', 'conv', 'scalar', 'dense', 'bias', 'dense']
 DTYPES = [jnp.float32, jnp.float32, jnp.float32, jnp.float32, jnp.bfloat16,
           jnp.float32, jnp.complex64]
 WINDOW = 5
-# None: groups joined whole; 4: chunks within leaves, the last one
-# overlapping; 16: small leaves packed into a chunk; 1000: every group in
-# one padded chunk.
-CHUNK_SIZES = (None, 4, 16, 1000)
+# (chunk_size, block). None: groups joined whole; (4, 4): blocks within
+# leaves, the last one overlapping; (4, 16): small leaves packed into a
+# block, forecast 4 at a time; (16, 16): packed; (1000, 1000): every group
+# in one padded block.
+CHUNK_SIZES = (None, (4, 4), (4, 16), (16, 16), (1000, 1000))
 
 
 def _forecasters():
@@ -115,7 +116,7 @@ class ForecastGroupsTest(parameterized.TestCase):
       np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
     self.assertEqual(int(got_bad), int(want_bad))
 
-  @parameterized.parameters(*CHUNK_SIZES)
+  @parameterized.parameters(*[(c,) for c in CHUNK_SIZES])
   def test_grouped_wnn_equals_per_leaf_up_to_the_gemm_rounding(
       self, chunk_size):
     # XLA's CPU matrix products round the rows of a batch differently
@@ -130,7 +131,7 @@ class ForecastGroupsTest(parameterized.TestCase):
       np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=2e-6,
                                  atol=1e-7)
 
-  @parameterized.parameters(*CHUNK_SIZES)
+  @parameterized.parameters(*[(c,) for c in CHUNK_SIZES])
   def test_a_non_finite_forecast_stays_in_its_leaf(self, chunk_size):
     forecaster = _forecasters()['linear']
     params, updates, slots, window_slots, times, target = _inputs()
@@ -147,6 +148,7 @@ class ForecastGroupsTest(parameterized.TestCase):
   @staticmethod
   def _grouped(forecaster, params, updates, slots, window_slots, times,
                target, chunk_size=None):
+    chunk_size, block = chunk_size or (None, None)
     @jax.jit
     def run(params, updates, slots, window_slots, times, target, live):
       groups = _group.plan(params, LABELS,
@@ -155,7 +157,7 @@ class ForecastGroupsTest(parameterized.TestCase):
       assert any(len(g.members) > 1 for g in groups)
       forecast = _group.forecast_groups(
           forecaster, groups, params, updates, slots, window_slots, times,
-          target, live, chunk_size)
+          target, live, chunk_size, block=block)
       return forecast.deltas, forecast.nonfinite
 
     return run(params, updates, slots, window_slots, times, target,

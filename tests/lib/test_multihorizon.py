@@ -62,7 +62,7 @@ def _jump_deltas(f, params, slots, placement=None, chunk_size=None):
     forecast = _group.forecast_groups(
         f, groups, params, updates, slots,
         [jnp.int32(j) for j in range(WINDOW - 1)], TIMES,
-        jnp.float32(30.0), jnp.bool_(True), chunk_size)
+        jnp.float32(30.0), jnp.bool_(True), chunk_size, block=chunk_size)
     return _group.moved_updates(forecast, updates), forecast.nonfinite
 
   original = _group.placement
