@@ -10,8 +10,10 @@ on where they live, which JAX states while tracing
 (:func:`placement`):
 
 - **One device** (no mesh, one device in the process): the leaves of one
-  label are flattened and concatenated, whatever their shapes, so a model
-  compiles the forecaster about once per label.
+  label and dtype form one group whatever their shapes, so a model compiles
+  the forecaster about once per label. With a ``chunk_size`` the group is
+  *streamed* (:func:`_stream`): read block by block in place, never joined;
+  without, its leaves are flattened and concatenated.
 - **Explicit mesh axes** (``jax.make_mesh``'s default since JAX 0.7; the
   sharding is part of the type): leaves of the same label, shape and
   partition spec are stacked along a new leading axis, which every device
@@ -230,13 +232,13 @@ class _Source(NamedTuple):
 def _sources(group: Group, sizes: Sequence[int], chunk: int) -> list[_Source]:
   """A group's leaves as stream sources: a leaf of at least ``chunk``
   weights alone (read in place), smaller ones packed together (copied, at
-  most ``4 * chunk`` weights a pack)."""
+  most ``chunk`` weights a pack, so a pack is joined once per jump)."""
   out, pack = [], []
   for k in group.members:
     if sizes[k] >= chunk:
       out.append(_Source((k,), sizes[k]))
       continue
-    if pack and sum(sizes[j] for j in pack) + sizes[k] > 4 * chunk:
+    if pack and sum(sizes[j] for j in pack) + sizes[k] > chunk:
       out.append(_Source(tuple(pack), sum(sizes[j] for j in pack)))
       pack = []
     pack.append(k)
@@ -326,8 +328,12 @@ def _stream(forecaster, group, params, updates, slots, window_slots, times,
   # The loop reads blocks of ``block`` weights (few sources, so few switch
   # branches to compile); the forecaster runs over a block ``chunk`` at a
   # time (``lax.map``), which bounds its intermediates.
+  # Blocks are whole chunks (a remainder would compile the forecaster a
+  # second time), padded past a group smaller than a block.
+  total = sum(sizes[k] for k in group.members)
   inner = chunk if chunk < block else None
-  chunk = min(max(chunk, block), sum(sizes[k] for k in group.members))
+  step = inner or 1
+  chunk = min(max(chunk, block) // step * step, -(-total // step) * step)
   sources = _sources(group, sizes, chunk)
   lengths = [max(src.size, chunk) for src in sources]
   index = {k: i for i, k in enumerate(group.members)}
@@ -340,6 +346,7 @@ def _stream(forecaster, group, params, updates, slots, window_slots, times,
       offset = min(start, length - chunk)
       table.append((s, offset, start - offset))
   table = jnp.asarray(np.asarray(table, np.int32))
+  bases = jnp.asarray(np.cumsum([0] + lengths[:-1]), jnp.int32)
 
   def reader(src, length):
     def read(offset):
@@ -385,38 +392,27 @@ def _stream(forecaster, group, params, updates, slots, window_slots, times,
         forecaster, newest, older, times, target, group.label, inner,
         valid=valid)
     delta = (delta * scale).astype(compute)
-    out = jax.lax.switch(s, writers, out, delta, offset)
+    # All sources' displacements live in one flat buffer, one in-place
+    # update per chunk (a switch over per-source buffers would copy them).
+    out = jax.lax.dynamic_update_slice_in_dim(out, delta, bases[s] + offset, 0)
     return out, bad + more
 
-  def writer(s):
-    def write(out, delta, offset):
-      out = list(out)
-      out[s] = jax.lax.dynamic_update_slice_in_dim(out[s], delta, offset, 0)
-      return tuple(out)
-    return write
-
-  writers = [writer(s) for s in range(len(sources))]
-
-  out = tuple(jnp.zeros([length], compute) for length in lengths)
+  out = jnp.zeros([sum(lengths)], compute)
   out, bad = jax.lax.fori_loop(
       0, table.shape[0], body, (out, jnp.zeros([], jnp.int32)))
-  # A packed member's offset, made opaque to XLA by the cond on ``live``
-  # (see forecast_groups): members of one shape then share one kernel.
-  starts = {}
-  for src in sources:
-    at = 0
+  # Each member's start in ``out``, made opaque to XLA by the cond on
+  # ``live`` (see forecast_groups): members of one shape share one kernel.
+  starts, base = {}, 0
+  for src, length in zip(sources, lengths):
+    at = base
     for k in src.members:
-      starts[k] = at
+      starts[k] = jnp.int32(at)
       at += sizes[k]
-  starts = jax.lax.cond(live, lambda x: x, lambda x: {k: v * 0 for k, v in
-                                                      x.items()},
-                        {k: jnp.int32(v) for k, v in starts.items()})
-  deltas = {}
-  for src, flat in zip(sources, out):
-    for k in src.members:
-      deltas[k] = (flat if len(src.members) == 1 and sizes[k] == flat.shape[0]
-                   else jax.lax.dynamic_slice_in_dim(flat, starts[k], sizes[k])
-                   ).reshape(jnp.shape(params[k]))
+    base += length
+  starts = jax.lax.cond(
+      live, lambda x: x, lambda x: jax.tree.map(jnp.zeros_like, x), starts)
+  deltas = {k: jax.lax.dynamic_slice_in_dim(out, starts[k], sizes[k]).reshape(
+      jnp.shape(params[k])) for k in group.members}
   return deltas, bad
 
 

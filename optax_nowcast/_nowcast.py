@@ -344,7 +344,8 @@ def nowcast(
   forecaster is vmapped over every element (``_jump.py``), once per *group*
   of leaves rather than once per leaf, so a model with hundreds of leaves
   compiles it a few times (``_group.py``): on one device the leaves of a
-  label and dtype are concatenated, on explicit mesh axes leaves of the same
+  label and dtype are streamed through it together (see ``chunk_size``),
+  on explicit mesh axes leaves of the same
   shape and sharding are stacked on each device's shards, and with auto
   mesh axes (whose sharding is unknown while tracing) each leaf is its own
   group, so that no weight ever moves between devices.
@@ -400,20 +401,25 @@ def nowcast(
       float32 either way. With a guard, the last slot keeps the params'
       dtype (see ``guard``).
     chunk_size: The forecaster runs over at most this many weights at a
-      time (``lax.map`` over chunks), which bounds a jump's extra memory to
-      a few float32 copies of the params plus one chunk's intermediates (a
-      learned forecaster's take 1-3 KB per weight:
-      ``results/jump_memory.md``). ``'auto'`` (the default):
-      chunks of ``2**18`` weights for a learned forecaster, so that
-      a 10M-param transformer's WNN jump needs 1.1 GB of temporaries instead
-      of 21 GB; no chunks for a closed-form one (``linear``, ``quadratic``,
-      ``last``), whose intermediates are small and which chunking would
-      slow (on CPU, every step of a mid-sized model:
-      ``results/step_overhead_large.md``). ``None``: no chunks. Leaves and
-      groups of at most that many weights run exactly as unchunked. On
-      explicit mesh axes the chunks run along unsharded axes, so no shard
-      leaves its device; on auto mesh axes (a leaf's sharding unknown while
-      tracing) leaves are never chunked.
+      time, which bounds a jump's memory. On one device the jump then
+      *streams* the leaves: a ``lax.fori_loop`` reads blocks of
+      ``max(2**16, chunk_size)`` weights in place from the params, updates
+      and history (small leaves packed together), forecasts a block
+      ``chunk_size`` weights at a time and writes the displacements back,
+      so the jump's temporaries stay a few MB whatever the model's size,
+      and never the joined float32 copies of the params and history that
+      would, on a CPU, make every step pay page faults once a step's
+      temporaries pass 32 MB (``results/cpu_temp_arena.md``). ``'auto'``
+      (the default): :data:`AUTO_CHUNK_SIZE` (4,096) weights for a
+      learned forecaster, whose intermediates take 1-3 KB per weight,
+      :data:`AUTO_CLOSED_FORM_CHUNK_SIZE` (65,536) for a closed-form one
+      (``linear``, ``quadratic``, ``last``). ``None``: no chunks; the
+      leaves of a group are joined and forecast at once (more memory, a
+      faster jump). Forecasts are the same either way (a learned
+      forecaster's up to float32 rounding). On explicit mesh axes the
+      chunks run along unsharded axes, so no shard leaves its device; on
+      auto mesh axes (a leaf's sharding unknown while tracing) leaves are
+      never chunked.
     guard: A :class:`~optax_nowcast.guards.Guard` that may roll a jump back,
       e.g. ``guards.loss_guard(steps)``; ``update`` then requires the loss as
       the extra argument ``value``. A rollback sets the params back to their

@@ -59,8 +59,9 @@ def test_the_registry_rejects_unknown_names():
 
 def test_forecasters_exports_what_a_user_calls():
   assert set(onc.forecasters.__all__) == {
-      'Forecaster', 'LABELS', 'introspection', 'last', 'linear', 'load',
-      'load_from', 'multihorizon', 'quadratic', 'save', 'wnn'}
+      'Forecaster', 'LABELS', 'Standardize', 'introspection', 'last',
+      'linear', 'load', 'load_from', 'multihorizon', 'quadratic', 'save',
+      'wnn'}
   for name in onc.forecasters.__all__:
     assert getattr(onc.forecasters, name) is not None
   with pytest.raises(AttributeError):

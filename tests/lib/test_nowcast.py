@@ -620,25 +620,35 @@ def _jump_temp_bytes(forecaster, params, **kwargs):
   return compiled.memory_analysis().temp_size_in_bytes
 
 
+#: 2**20 weights in 3 leaves: joined, the group would take 4 MB a copy;
+#: WNN's intermediates take ~2 KB per weight unchunked.
+_MB_PARAMS = {'w': jax.ShapeDtypeStruct((1024, 1000), jnp.float32),
+              'v': jax.ShapeDtypeStruct((24, 1000), jnp.float32),
+              'b': jax.ShapeDtypeStruct((576,), jnp.float32)}
+
+
 @pytest.mark.parametrize('name', ['linear', 'wnn', 'multihorizon'])
 def test_default_chunks_keep_a_jumps_temporaries_under_32_mb(name):
   """On a CPU, a step whose temporaries pass 32 MB pays page faults on every
   call, jump or not (results/cpu_temp_arena.md): the default jump streams
-  the leaves through the forecaster in chunks and stays below that."""
-  # 2**20 weights in 3 leaves: joined, the group alone would take 4 MB a
-  # copy; WNN's intermediates take ~2 KB per weight unchunked.
-  params = {'w': jax.ShapeDtypeStruct((1024, 1000), jnp.float32),
-            'v': jax.ShapeDtypeStruct((24, 1000), jnp.float32),
-            'b': jax.ShapeDtypeStruct((576,), jnp.float32)}
-  # (multihorizon: its leaf statistics are accumulated chunk by chunk too.)
+  the leaves through the forecaster in chunks and stays below that (for
+  multihorizon its leaf statistics too are accumulated chunk by chunk)."""
   forecaster = (forecasters.linear(window=5, horizon=5) if name == 'linear'
                 else forecasters.load(name))
-  auto = (nowcast_lib.AUTO_CLOSED_FORM_CHUNK_SIZE if name == 'linear'
-          else nowcast_lib.AUTO_CHUNK_SIZE)
-  default = _jump_temp_bytes(forecaster, params)
-  assert default == _jump_temp_bytes(forecaster, params, chunk_size=auto)
-  assert default < 32 * 2**20
-  assert default < _jump_temp_bytes(forecaster, params, chunk_size=None) / 2
+  assert _jump_temp_bytes(forecaster, _MB_PARAMS) < 32 * 2**20
+
+
+def test_auto_chunks_learned_forecasters_finer_than_closed_form_ones():
+  assert (nowcast_lib._chunk_size('auto', forecasters.load('wnn'))
+          == nowcast_lib.AUTO_CHUNK_SIZE == 2**12)
+  assert (nowcast_lib._chunk_size('auto', forecasters.linear(5, 5))
+          == nowcast_lib.AUTO_CLOSED_FORM_CHUNK_SIZE == 2**16)
+
+
+def test_a_streamed_jump_needs_less_than_half_the_joined_ones_memory():
+  linear = forecasters.linear(window=5, horizon=5)
+  assert (_jump_temp_bytes(linear, _MB_PARAMS)
+          < _jump_temp_bytes(linear, _MB_PARAMS, chunk_size=None) / 2)
 
 
 @pytest.mark.parametrize('dtype', [jnp.bfloat16, jnp.float32])
