@@ -27,10 +27,10 @@ DTYPES = [jnp.float32, jnp.float32, jnp.float32, jnp.float32, jnp.bfloat16,
           jnp.float32, jnp.complex64]
 WINDOW = 5
 # (chunk_size, block). None: groups joined whole; (4, 4): blocks within
-# leaves, the last one overlapping; (4, 16): small leaves packed into a
-# block, forecast 4 at a time; (16, 16): packed; (1000, 1000): every group
-# in one padded block.
-CHUNK_SIZES = (None, (4, 4), (4, 16), (16, 16), (1000, 1000))
+# leaves, a leaf's last one overlapping the one before; (4, 16): small
+# leaves packed into a block and forecast 4 at a time, a group smaller than
+# a block padded.
+CHUNK_SIZES = (None, (4, 4), (4, 16))
 
 
 def _forecasters():

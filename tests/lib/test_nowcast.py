@@ -627,7 +627,11 @@ _MB_PARAMS = {'w': jax.ShapeDtypeStruct((1024, 1000), jnp.float32),
               'b': jax.ShapeDtypeStruct((576,), jnp.float32)}
 
 
-@pytest.mark.parametrize('name', ['linear', 'wnn', 'multihorizon'])
+@pytest.mark.parametrize('name', [
+    'linear',
+    # (A 1M-weight compile of a learned forecaster each: the slow suite.)
+    pytest.param('wnn', marks=pytest.mark.slow),
+    pytest.param('multihorizon', marks=pytest.mark.slow)])
 def test_default_chunks_keep_a_jumps_temporaries_under_32_mb(name):
   """On a CPU, a step whose temporaries pass 32 MB pays page faults on every
   call, jump or not (results/cpu_temp_arena.md): the default jump streams
