@@ -116,7 +116,8 @@ class ForecastGroupsTest(parameterized.TestCase):
       np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
     self.assertEqual(int(got_bad), int(want_bad))
 
-  @parameterized.parameters(*[(c,) for c in CHUNK_SIZES])
+  # (The in-leaf blocks of (4, 4) are the closed-form tests' business.)
+  @parameterized.parameters(None, ((4, 16),))
   def test_grouped_wnn_equals_per_leaf_up_to_the_gemm_rounding(
       self, chunk_size):
     # XLA's CPU matrix products round the rows of a batch differently
