@@ -309,20 +309,27 @@ def _member_scales(forecaster, group, params, updates, slots, window_slots,
 
 def _stream(forecaster, group, params, updates, slots, window_slots, times,
             target, chunk, live, block):
-  r"""A group's forecast in chunks of ``chunk`` weights, read in place.
+  r"""A group's forecast, read in place block by block; per member, delta.
 
   A joined copy of a group's params and history would cost several float32
   copies of the params in temporaries; and on a CPU a step whose temporary
   arena passes 32 MB has it mapped fresh (and every page faulted) on every
   call, jump or not (``results/cpu_temp_arena.md``). So the group is never
-  joined: one ``lax.fori_loop`` runs over a static table of chunks, each a
-  ``(source, offset)`` pair; the chunk is read straight from the source's
-  params, updates and history slots (``lax.switch`` over the sources, a
-  ``dynamic_slice`` of a raveled leaf each), forecast, and written into
-  that source's displacement. The forecaster is traced once per group and
-  the temporaries stay near one chunk's. A leaf's last chunk ends at the
-  leaf's end and overlaps the one before it; its overlap is recomputed (the
-  same numbers) and not counted twice.
+  joined: one ``lax.fori_loop`` runs over a static table of blocks, each a
+  ``(source, offset)`` pair, where a source is a leaf of at least a block
+  or a pack of smaller leaves (:func:`_sources`). A block is read straight
+  from the source's params, updates and history slots (``lax.switch`` over
+  the sources, a ``dynamic_slice`` of a raveled leaf each), forecast
+  ``chunk`` weights at a time, and written into the group's one flat
+  displacement buffer by one in-place ``dynamic_update_slice``. The
+  forecaster is traced once per group and the temporaries stay near one
+  block's. A leaf's last block ends at the leaf's end and overlaps the one
+  before it; the overlap is recomputed (the same numbers) and not counted
+  twice in the non-finite count. A :class:`Standardize` leaf scale is
+  accumulated over the same blocks first (:func:`_member_scales`).
+
+  Returns:
+    ``({member: delta shaped like its leaf}, nonfinite)``.
   """
   sizes = [math.prod(jnp.shape(p)) for p in params]
   # The loop reads blocks of ``block`` weights (few sources, so few switch
