@@ -39,6 +39,8 @@ def _mtimes(root):
           for p in trajectories.list_runs(root)}
 
 
+# (Seconds of compiling: the slow suite, to keep the quick one under 6 min.)
+@pytest.mark.slow
 def test_a_batched_member_trains_exactly_like_train_alone(digits):
   task = tasks.get(_TASK).replace(steps=20, eval_every=10)
   together = batched.train_batched(task, [3, 4], [2e-3, 5e-3],

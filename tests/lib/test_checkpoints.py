@@ -21,6 +21,8 @@ JUMP_TO_THE_END = 2**31 - 1
 NAMES = ('wnn', 'introspection', 'multihorizon')
 
 
+# (Seconds of compiling: the slow suite, to keep the quick one under 6 min.)
+@pytest.mark.slow
 @pytest.mark.parametrize('name', NAMES)
 def test_load_returns_a_forecaster_that_plugs_into_nowcast(name):
   fc = onc.forecasters.load(name)

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 from absl.testing import absltest
 from absl.testing import parameterized
 
@@ -226,6 +227,8 @@ class LeafScaleTest(parameterized.TestCase):
                         for x in jax.tree.leaves(params)))
 
 
+# (Seconds of compiling: the slow suite, to keep the quick one under 6 min.)
+@pytest.mark.slow
 class CheckedJumpTest(parameterized.TestCase):
 
   @parameterized.parameters((1.6, 1), (30.0, 4))

@@ -812,6 +812,8 @@ def test_tree_map_params_maps_the_history():
   assert specs[1].count is None
 
 
+# (Seconds of compiling: the slow suite, to keep the quick one under 6 min.)
+@pytest.mark.slow
 def test_composes_with_multisteps():
   inner = optax.chain(optax.sgd(0.1), onc.nowcast(
       forecasters.linear(2, 1.0), record_every=1, jump_every=2,
