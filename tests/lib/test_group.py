@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 import optax_nowcast as onc
 from optax_nowcast import _group
@@ -165,6 +166,8 @@ class ForecastGroupsTest(parameterized.TestCase):
                jnp.bool_(True))
 
 
+# (Seconds of compiling: the slow suite, to keep the quick one under 6 min.)
+@pytest.mark.slow
 class NowcastGroupedTest(parameterized.TestCase):
 
   @parameterized.parameters(None, 40)
@@ -228,6 +231,8 @@ def _distinct_kernels(num_leaves, forecaster):
   return len(bodies)
 
 
+# (Seconds of compiling: the slow suite, to keep the quick one under 6 min.)
+@pytest.mark.slow
 class CompileOnceTest(parameterized.TestCase):
 
   @parameterized.parameters('linear', 'wnn')
