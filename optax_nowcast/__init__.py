@@ -18,6 +18,7 @@ from optax_nowcast._nowcast import nowcast
 from optax_nowcast._nowcast import NowcastState
 from optax_nowcast._select import DEFAULT_SELECT
 from optax_nowcast._select import lookahead
+from optax_nowcast.forecasters._neural_graph import nino_graph
 
 __version__ = '0.2.0'
 
@@ -29,6 +30,7 @@ __all__ = (
     'forecasters',
     'guards',
     'lookahead',
+    'nino_graph',
     'nowcast',
     'schedules',
 )

@@ -534,6 +534,57 @@ def forecast_groups(
   return Forecast(deltas, nonfinite)
 
 
+def forecast_whole(
+    forecaster: Forecaster,
+    params: Sequence[jax.Array],
+    updates: Sequence[jax.Array],
+    slots: Sequence[Sequence[jax.Array]],
+    window_slots: Sequence[jax.Array],
+    times: jax.Array,
+    target: jax.Array,
+    infos: Sequence[Any],
+) -> Forecast:
+  """Forecasts every leaf by the forecaster's whole-leaf function.
+
+  Each leaf's window is its ``W - 1`` older slots and :math:`p_n = p + u`,
+  passed as they are (no joining, no copies); a forecast that is not
+  finite leaves that weight at :math:`p_n` and is counted.
+
+  Args:
+    forecaster: A forecaster with ``forecast_leaves``.
+    params: Per leaf, the params.
+    updates: Per leaf, the inner optimizer's updates.
+    slots: Per history slot, its leaves (same order).
+    window_slots: The slot index of each older window entry, oldest first.
+    times: ``(W,)`` steps of the entries relative to the newest.
+    target: The step to forecast, relative to the newest entry.
+    infos: Per leaf, its ``LeafInfo``.
+
+  Returns:
+    A :class:`Forecast`.
+  """
+  windows = []
+  for k, p in enumerate(params):
+    newest = optax.apply_updates(p, updates[k])
+    older = [_history.gather([slot[k] for slot in slots], index)
+             for index in window_slots]
+    windows.append((*older, newest))
+  targets = jnp.reshape(jnp.asarray(target, jnp.float32), (1,))
+  forecasts = forecaster.forecast_leaves(
+      forecaster.weights, windows, times, targets, tuple(infos))
+  deltas, nonfinite = [], jnp.zeros([], jnp.int32)
+  for forecast, window in zip(forecasts, windows):
+    newest = window[-1]
+    newest = newest.astype(jnp.complex64 if jnp.iscomplexobj(newest)
+                           else jnp.float32)
+    forecast = forecast[0]
+    finite = jnp.isfinite(forecast)
+    deltas.append(jnp.where(finite, forecast - newest,
+                            jnp.zeros_like(newest)))
+    nonfinite += jnp.sum(~finite, dtype=jnp.int32)
+  return Forecast(deltas, nonfinite)
+
+
 def moved_updates(forecast: Forecast, updates: Sequence[jax.Array],
                   scale: Optional[jax.Array] = None) -> list[jax.Array]:
   """Per leaf, the updates that move its params by ``scale`` times delta."""

@@ -21,6 +21,7 @@ from optax_nowcast import _select
 from optax_nowcast import _validation
 from optax_nowcast import guards as guards_lib
 from optax_nowcast import schedules as schedules_lib
+from optax_nowcast.forecasters import _neural_graph
 from optax_nowcast.forecasters._base import Forecaster
 
 Schedule = Union[
@@ -270,6 +271,23 @@ def _chunk_size(chunk_size: Union[int, str, None],
     learned = any(jnp.size(w) for w in jax.tree.leaves(forecaster.weights))
     return AUTO_CHUNK_SIZE if learned else AUTO_CLOSED_FORM_CHUNK_SIZE
   return _validation.positive_int('chunk_size', chunk_size)
+
+
+def _whole_leaf_infos(forecaster: Forecaster, params: Any,
+                      leaf_labels: Sequence[str], active: Sequence[int],
+                      params_a: Sequence[jax.Array]) -> Optional[tuple]:
+  """The active leaves' ``LeafInfo`` when the jump runs whole leaves.
+
+  ``None`` (a per-scalar jump) for a forecaster without
+  ``forecast_leaves``, or when a leaf is sharded over several devices (the
+  per-scalar path keeps every weight where it lives).
+  """
+  if forecaster.forecast_leaves is None:
+    return None
+  if any(_group.placement(p)[0] != 'local' for p in params_a):
+    return None
+  infos = _neural_graph.leaf_infos(params, leaf_labels)
+  return tuple(infos[i] for i in active)
 
 
 def nowcast(
@@ -549,6 +567,8 @@ def nowcast(
     groups = _group.plan(
         params_a, labels_a,
         [(u, *(s[k] for s in slots)) for k, u in enumerate(updates_a)])
+    infos = _whole_leaf_infos(forecaster, params, leaf_labels, active,
+                              params_a)
 
     count = optax.safe_increment(state.count)
     plan = schedule.plan(count, state.records, state.jumps)
@@ -563,6 +583,10 @@ def nowcast(
         kept = [optax.apply_updates(p, u).astype(h.dtype)
                 for p, u, h in zip(params_a, us, kept)]
       def forecast_at(target):
+        if infos is not None:
+          return _group.forecast_whole(
+              forecaster, params_a, us, slots, plan.window_slots,
+              plan.times, target, infos)
         return _group.forecast_groups(
             forecaster, groups, params_a, us, slots, plan.window_slots,
             plan.times, target, count > 0, chunk_size)

@@ -20,6 +20,7 @@ from typing import Any
 from optax_nowcast.forecasters._base import Forecaster
 from optax_nowcast.forecasters._base import LABELS
 from optax_nowcast.forecasters._base import Standardize
+from optax_nowcast.forecasters._neural_graph import LeafInfo
 from optax_nowcast.forecasters._curve_fit import last
 from optax_nowcast.forecasters._curve_fit import linear
 from optax_nowcast.forecasters._curve_fit import quadratic
@@ -29,6 +30,8 @@ _LAZY = {
     'wnn': '_wnn',
     'multihorizon': '_multihorizon',
     'introspection': '_introspection',
+    'nino': '_nino',
+    'nino_mlp': '_nino_mlp',
     'load': '_io',
     'load_from': '_io',
     'save': '_io',
@@ -38,12 +41,15 @@ __all__ = (
     'Forecaster',
     'Standardize',
     'LABELS',
+    'LeafInfo',
     'introspection',
     'last',
     'linear',
     'load',
     'load_from',
     'multihorizon',
+    'nino',
+    'nino_mlp',
     'quadratic',
     'save',
     'wnn',

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +15,9 @@ ForecastFn = Callable[
 ]
 
 LeafScaleFn = Callable[[jax.Array], tuple[jax.Array, jax.Array]]
+
+LeavesFn = Callable[[Any, Sequence[Sequence[jax.Array]], jax.Array,
+                     jax.Array, Sequence[Any]], list[jax.Array]]
 
 
 class Forecaster(NamedTuple):
@@ -67,6 +70,20 @@ class Forecaster(NamedTuple):
       to ``K`` intervals costs the same): a loss-checked jump of
       :func:`optax_nowcast.nowcast` then tries other *horizons* rather
       than other step sizes along one forecast.
+    forecast_leaves: ``None`` (the default) for a per-scalar forecaster;
+      else a *whole-leaf* function ``forecast_leaves(weights, windows,
+      times, targets, infos)`` that forecasts every leaf at once (a graph
+      network needs the layers around a weight): ``windows[i]`` the ``W``
+      states of leaf ``i`` (oldest first, the last :math:`p_n`, in their
+      own dtypes), ``times`` as for ``apply``, ``targets`` a float32
+      ``(T,)`` of steps to forecast, ``infos[i]`` the leaf's static
+      :class:`~optax_nowcast.forecasters.LeafInfo` (path, shape, dtype,
+      label, its rank in the tree's own order). It returns per leaf the
+      float32 ``(T, *shape)`` forecasts (complex64 for a complex leaf;
+      non-finite where a weight must stay at :math:`p_n`).
+      :func:`optax_nowcast.nowcast` calls it on one device; a jump whose
+      params are sharded over explicit mesh axes runs ``apply`` per
+      scalar instead, as for any other forecaster.
   """
 
   apply: ForecastFn
@@ -76,6 +93,7 @@ class Forecaster(NamedTuple):
   name: str
   leaf_scale: Optional[LeafScaleFn] = None
   horizons: Optional[int] = None
+  forecast_leaves: Optional[LeavesFn] = None
 
 
 class Standardize(NamedTuple):

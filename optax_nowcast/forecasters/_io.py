@@ -63,7 +63,7 @@ def _read_every_value(weights: pathlib.Path) -> None:
 
 
 #: The registered forecasters with a checkpoint in the wheel.
-SHIPPED = ('introspection', 'multihorizon', 'nino-mlp', 'wnn')
+SHIPPED = ('introspection', 'multihorizon', 'nino', 'nino-mlp', 'wnn')
 
 
 def shipped_root() -> pathlib.Path:

@@ -29,6 +29,7 @@ MODULES = {
     'introspection': 'optax_nowcast.forecasters._introspection',
     'multihorizon': 'optax_nowcast.forecasters._multihorizon',
     'nino-mlp': 'optax_nowcast.forecasters._nino_mlp',
+    'nino': 'optax_nowcast.forecasters._nino',
 }
 
 

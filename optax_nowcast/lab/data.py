@@ -43,7 +43,8 @@ PathLike = Union[str, os.PathLike]
 
 DATA_DIR_ENV = 'OPTAX_NOWCAST_DATA'
 
-DATASETS = ('digits', 'mnist', 'fashion_mnist', 'shakespeare', 'pystdlib')
+DATASETS = ('digits', 'mnist', 'fashion_mnist', 'fashion_mnist_nino',
+            'shakespeare', 'pystdlib')
 
 #: The fixed vocabulary of :func:`load_pystdlib`: newline and printable ASCII.
 PYSTDLIB_VOCAB = '\n' + ''.join(chr(c) for c in range(32, 127))
@@ -419,6 +420,46 @@ def load_fashion_mnist(
   return _load_idx_dataset('fashion_mnist', 'Fashion-MNIST', path, verify)
 
 
+def nino_train_examples(n: int) -> int:
+  """How many of ``n`` training images NiNo trains on: the first ``n - n // 12``.
+
+  NiNo's ``train_vision.py`` keeps ``torch.arange(n_all - n_all // 12)`` of
+  the training set in its stored order (55,000 of Fashion-MNIST's 60,000),
+  the last 1/12 being its held-out validation images.
+  """
+  return n - n // 12
+
+
+def load_fashion_mnist_nino(
+    path: Optional[PathLike] = None, *, verify: bool = False
+) -> Dataset:
+  """Fashion-MNIST as NiNo trains on it: the first 55,000 training images.
+
+  :func:`load_fashion_mnist` with the training split cut to its first
+  :func:`nino_train_examples` images, in the files' order (NiNo's FM-16
+  protocol); the test split is all 10,000 test images. Pixels stay in
+  [0, 1]: NiNo's mean/std normalisation is the model's
+  (``optax_nowcast.lab.tasks.NiNoConvNet``).
+
+  Args:
+    path: the data directory (see :func:`data_dir`).
+    verify: check each file against its published SHA256 first.
+
+  Returns:
+    A :class:`Dataset` named ``'fashion_mnist_nino'``.
+
+  Raises:
+    FileNotFoundError: if a file is missing; the message names the path.
+    ValueError: if a file is corrupt or truncated, or (``verify=True``) its
+      checksum differs.
+  """
+  ds = load_fashion_mnist(path, verify=verify)
+  keep = nino_train_examples(len(ds.x_train))
+  return dataclasses.replace(ds, name='fashion_mnist_nino',
+                             x_train=ds.x_train[:keep],
+                             y_train=ds.y_train[:keep])
+
+
 def load_shakespeare(
     path: Optional[PathLike] = None, *, verify: bool = False
 ) -> CharCorpus:
@@ -574,6 +615,7 @@ def load(
 
   Args:
     name: one of ``'digits'``, ``'mnist'``, ``'fashion_mnist'``,
+      ``'fashion_mnist_nino'`` (its first 55,000 training images),
       ``'shakespeare'``, ``'pystdlib'``.
     path: the data directory (see :func:`data_dir`); unused for digits and
       pystdlib (which reads the running Python's standard library).
@@ -593,6 +635,8 @@ def load(
     return load_mnist(path, verify=verify)
   if name == 'fashion_mnist':
     return load_fashion_mnist(path, verify=verify)
+  if name == 'fashion_mnist_nino':
+    return load_fashion_mnist_nino(path, verify=verify)
   if name == 'shakespeare':
     return load_shakespeare(path, verify=verify)
   if name == 'pystdlib':

@@ -45,6 +45,10 @@ SOURCE = {
 #: The released ``nino_mlp.pt`` (``checkpoints/nino_mlp.pt`` at that commit).
 NINO_MLP_SHA256 = (
     '34d9ff3703274fa07615e27937dac8ea07f375ed95b5bde6d39abd8c41c06f52')
+#: The released ``nino_no_posw.pt`` (the graph network without the GPT-2
+#: word-position table).
+NINO_SHA256 = (
+    '2e2186e4a0e50193080eb9074648786ef25cd5ac3149a7df790127fe41101620')
 LICENSE = 'LICENSE'
 
 
@@ -91,6 +95,136 @@ def nino_mlp_weights(state: dict[str, np.ndarray],
       'hidden': [dense(f'edge_mlp.fc.{i}') for i in mlp[:-1]],
       'output': dense(f'edge_mlp.fc.{mlp[-1]}'),
   }
+
+
+def nino_graph_weights(state: dict[str, np.ndarray],
+                       model_args: Optional[dict] = None) -> dict[str, Any]:
+  """``nino`` graph weights from the state dict of ``NiNoModel(wte_pos_enc=False)``.
+
+  Kernels are transposed to ``(in, out)``. Names: ``layer_embed`` (types),
+  ``node_proj.fc.0`` (positions), ``edge_proj.fc.0`` (edge states),
+  ``gnn.convs.{l}`` (``edge_encoder`` the FiLM, ``pre_nns.0.0`` the
+  message, ``post_nns.0.0`` and ``lin`` the node update) with
+  ``gnn.edge_update.{l}`` (``lin_e``, ``lin_s``, ``lin_t``, ``lin1``) for
+  ``l = 0, 1``, and ``edge_out.fc.{0,2}``. ``gnn.convs.2`` updates only
+  node features that no edge output reads: it is checked and left out.
+  """
+  if model_args is not None and (
+      model_args.get('gnn', True) in (False, 'None', 'none')
+      or model_args.get('wte_pos_enc', True) not in (False, 'False')):
+    raise ValueError(
+        f'the archive is not NiNo\'s graph network without the word-position'
+        f' table (model_args {model_args}); convert nino_no_posw.pt')
+  expected = {'layer_embed.weight', 'node_proj.fc.0.weight',
+              'node_proj.fc.0.bias', 'edge_proj.fc.0.weight',
+              'edge_proj.fc.0.bias'}
+  for name in ('edge_out.fc.0', 'edge_out.fc.2'):
+    expected |= {f'{name}.weight', f'{name}.bias'}
+  for l in range(3):
+    for part in ('edge_encoder', 'pre_nns.0.0', 'post_nns.0.0', 'lin'):
+      expected |= {f'gnn.convs.{l}.{part}.weight', f'gnn.convs.{l}.{part}.bias'}
+  for l in range(2):
+    for part in ('lin_e', 'lin_s', 'lin_t', 'lin1'):
+      expected |= {f'gnn.edge_update.{l}.{part}.weight',
+                   f'gnn.edge_update.{l}.{part}.bias'}
+  if set(state) != expected:
+    raise ValueError(
+        'not the state dict of NiNo\'s graph network (3 PNA layers, 2 edge'
+        f' updates): missing {sorted(expected - set(state))}, unexpected'
+        f' {sorted(set(state) - expected)}')
+
+  def dense(name):
+    return {'kernel': np.ascontiguousarray(state[f'{name}.weight'].T,
+                                           np.float32),
+            'bias': np.asarray(state[f'{name}.bias'], np.float32)}
+
+  layers = []
+  for l in range(2):
+    c, u = f'gnn.convs.{l}', f'gnn.edge_update.{l}'
+    layers.append({
+        'film': dense(f'{c}.edge_encoder'),
+        'message': dense(f'{c}.pre_nns.0.0'),
+        'post': dense(f'{c}.post_nns.0.0'),
+        'node': dense(f'{c}.lin'),
+        'edge': dense(f'{u}.lin_e'),
+        'source': dense(f'{u}.lin_s'),
+        'target': dense(f'{u}.lin_t'),
+        'edge_out': dense(f'{u}.lin1'),
+    })
+  return {
+      'embed': np.asarray(state['layer_embed.weight'], np.float32),
+      'node_input': dense('node_proj.fc.0'),
+      'edge_input': dense('edge_proj.fc.0'),
+      'layers': layers,
+      'out_hidden': dense('edge_out.fc.0'),
+      'out': dense('edge_out.fc.2'),
+  }
+
+
+def _checked_state(archive: pathlib.Path, sha256: str, name: str):
+  digest = sha256_file(archive)
+  if digest != sha256:
+    raise ValueError(
+        f'{str(archive)!r} has sha256 {digest}, not that of the released'
+        f' {name} ({sha256})')
+  state, extras = torch_archive.state_dict(archive)
+  return state, extras, digest
+
+
+def convert_nino(archive: Any, mlp_archive: Any, out: Any, *,
+                 license_file: Any, command: Optional[str] = None) -> dict:
+  """Writes ``nino_no_posw.pt`` (+ ``nino_mlp.pt``) as a ``nino`` checkpoint.
+
+  The checkpoint holds the graph network and, for the leaves a neural
+  graph cannot place, NiNo-MLP: ``{'graph': ..., 'mlp': ...}``.
+
+  Args:
+    archive: The released ``nino_no_posw.pt``.
+    mlp_archive: The released ``nino_mlp.pt``.
+    out: The checkpoint directory (a previous conversion is replaced).
+    license_file: NiNo's ``LICENSE``, copied to ``out/LICENSE``.
+    command: The command line to record in the manifest.
+
+  Returns:
+    The manifest written.
+  """
+  from optax_nowcast.forecasters import _nino  # pylint: disable=g-import-not-at-top
+  out, license_file = pathlib.Path(out), pathlib.Path(license_file)
+  if not license_file.is_file():
+    raise FileNotFoundError(f'license_file {str(license_file)!r} is missing')
+  state, extras, digest = _checked_state(pathlib.Path(archive), NINO_SHA256,
+                                         'nino_no_posw.pt')
+  mlp_state, mlp_extras, mlp_digest = _checked_state(
+      pathlib.Path(mlp_archive), NINO_MLP_SHA256, 'nino_mlp.pt')
+  weights = {'graph': nino_graph_weights(state, extras.get('model_args')),
+             'mlp': nino_mlp_weights(mlp_state,
+                                     mlp_extras.get('model_args'))}
+  _nino._check_weights(weights)  # pylint: disable=protected-access
+  if (out / LICENSE).is_file():
+    (out / LICENSE).unlink()
+  args = lambda e: {k: repr(v) for k, v in e.get('model_args', {}).items()}
+  manifest = {
+      'forecaster': {},
+      'config': {'window': _nino.WINDOW, 'width': _nino.WIDTH,
+                 'message_layers': _nino.LAYERS, 'horizons': _nino.HORIZONS,
+                 'types': _nino.NUM_TYPES, 'positions': 8, 'features': 9,
+                 'scale': 'std', 'eps': _nino.EPS},
+      'source': dict(SOURCE, file='checkpoints/nino_no_posw.pt',
+                     sha256=digest, model_args=args(extras),
+                     fallback={'file': 'checkpoints/nino_mlp.pt',
+                               'sha256': mlp_digest,
+                               'model_args': args(mlp_extras)},
+                     omitted='gnn.convs.2 (its node features reach no edge'
+                             ' output)'),
+      'data': 'NiNo\'s meta-training corpus (not here): 300 FM-16, 300'
+              ' C10-16 and 200 + 200 small GPT-2 LM Adam runs; L1 loss over'
+              ' 40 horizons of 200 steps',
+      'machine': f'{platform.machine()}, {platform.python_version()}',
+      'command': command or 'python -m optax_nowcast.lab.meta.nino',
+  }
+  _io.save(out, 'nino', weights, manifest=manifest)
+  shutil.copyfile(license_file, out / LICENSE)
+  return _io.read_manifest(out)
 
 
 def convert_nino_mlp(archive: Any, out: Any, *, license_file: Any,
@@ -175,15 +309,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
       prog='python -m optax_nowcast.lab.meta.nino',
       description='Convert NiNo\'s released nino_mlp.pt (no torch needed)'
       ' into a nino-mlp checkpoint with NiNo\'s licence beside it.')
-  parser.add_argument('--archive', required=True, help='nino_mlp.pt')
+  parser.add_argument('--archive', required=True,
+                      help='nino_mlp.pt, or nino_no_posw.pt for --kind nino')
+  parser.add_argument('--kind', choices=('nino-mlp', 'nino'),
+                      default='nino-mlp', help='which forecaster to write')
+  parser.add_argument('--mlp-archive',
+                      help='nino_mlp.pt (--kind nino: the per-weight model'
+                      ' for the leaves the neural graph does not place)')
   parser.add_argument('--license', required=True, help='NiNo\'s LICENSE')
   parser.add_argument('--out', required=True, help='checkpoint directory')
   args = parser.parse_args(argv)
   command = 'python -m optax_nowcast.lab.meta.nino ' + ' '.join(
       sys.argv[1:] if argv is None else argv)
   try:
-    manifest = convert_nino_mlp(args.archive, args.out,
-                                license_file=args.license, command=command)
+    if args.kind == 'nino':
+      if not args.mlp_archive:
+        raise ValueError('--kind nino needs --mlp-archive nino_mlp.pt')
+      manifest = convert_nino(args.archive, args.mlp_archive, args.out,
+                              license_file=args.license, command=command)
+    else:
+      manifest = convert_nino_mlp(args.archive, args.out,
+                                  license_file=args.license, command=command)
   except (ValueError, FileNotFoundError) as e:
     print(f'{parser.prog}: error: {e}', file=sys.stderr)
     return 2

@@ -1,0 +1,228 @@
+"""NiNo's graph network in JAX equals the reference PyTorch code.
+
+The fixtures (``tests/fixtures/nino/nino_gnn_{mlp,cnn,gpt}.npz``) were made
+by the reference code itself (``tests/fixtures/nino/make_gnn_fixtures.py``,
+which needs torch; these tests never import it): five states of every
+parameter of an MLP, NiNo's FM-16 CNN and a 2-block GPT-2, the reference's
+neural graph (edges, types, its own random-signed Laplacian positions) and
+its forecasts at horizons 1, 10 and 40 with the released weights.
+
+Here the same states are laid out as a Flax params tree; our neural graph
+of that tree must be NiNo's graph (same nodes, same typed edges), and our
+forecast, given the reference's node positions, must equal the reference's
+within 1e-5 of each tensor's largest value.
+"""
+
+import pathlib
+import warnings
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import optax_nowcast as onc
+from optax_nowcast.forecasters import _neural_graph
+from optax_nowcast.forecasters import _nino
+
+FIXTURES = pathlib.Path(__file__).resolve().parents[1] / 'fixtures' / 'nino'
+HORIZONS = (1, 10, 40)
+
+
+def _flax_layout(name: str, w: np.ndarray, model: str) -> np.ndarray:
+  """A torch tensor (with a leading state axis) in Flax's layout."""
+  if model == 'gpt':  # HF GPT-2's Conv1D weights are (in, out) already
+    return w
+  if w.ndim == 3:  # Linear (out, in) -> Dense (in, out)
+    return np.swapaxes(w, 1, 2)
+  if w.ndim == 5:  # Conv2d (out, in, h, w) -> Conv (h, w, in, out)
+    return np.transpose(w, (0, 3, 4, 2, 1))
+  return w
+
+
+def _torch_layout(w: np.ndarray, model: str) -> np.ndarray:
+  """The inverse of :func:`_flax_layout` without the state axis."""
+  if model == 'gpt':
+    return w
+  if w.ndim == 2:
+    return w.T
+  if w.ndim == 4:
+    return np.transpose(w, (3, 2, 0, 1))
+  return w
+
+
+def _gpt_path(name: str) -> tuple[str, ...]:
+  """``transformer.h.0.attn.c_attn.weight`` -> ``('h_0', 'c_attn', 'kernel')``."""
+  parts = name.split('.')[1:]
+  if parts[0] == 'wte':
+    return ('wte', 'embedding')
+  if parts[0] == 'wpe':
+    return ('wpe',)
+  leaf = {'weight': 'kernel', 'bias': 'bias'}[parts[-1]]
+  if parts[0] == 'ln_f':
+    return ('ln_f', 'scale' if leaf == 'kernel' else 'bias')
+  block, module = f'h_{parts[1]}', parts[-2]
+  if module.startswith('ln_'):
+    leaf = 'scale' if leaf == 'kernel' else 'bias'
+  if parts[-3] == 'mlp':
+    module = 'mlp_' + module
+  return (block, module, leaf)
+
+
+def _layer_path(name: str, index: int, kind: str) -> tuple[str, ...]:
+  return (f'{kind}_{index}', 'kernel' if name.endswith('weight') else 'bias')
+
+
+def _load(model: str):
+  """(params tree of 5-state windows, names, paths, fixture)."""
+  z = np.load(FIXTURES / f'nino_gnn_{model}.npz')
+  names = [str(n) for n in z['names']]
+  tree: dict = {}
+  paths = []
+  layer, kind = -1, 'Dense'
+  for name in names:
+    w = z[f'w/{name}']
+    if model == 'gpt':
+      path = _gpt_path(name)
+    else:
+      if name.endswith('weight'):
+        layer, kind = layer + 1, 'Conv' if w.ndim == 5 else 'Dense'
+      path = _layer_path(name, layer, kind)
+    node = tree
+    for key in path[:-1]:
+      node = node.setdefault(key, {})
+    node[path[-1]] = _flax_layout(name, w, model)
+    paths.append(path)
+  return tree, names, paths, z
+
+
+def _infos(tree) -> tuple:
+  # jax.tree.map sorts the keys: the forward order comes from the tree.
+  states = jax.tree.map(lambda w: w[-1], tree)
+  return _neural_graph.leaf_infos(states,
+                                  order=_neural_graph.forward_order(tree))
+
+
+def _edge_multiset(src, dst, types):
+  triples = np.stack([src, dst, types], 1).astype(np.int64)
+  return triples[np.lexsort(triples.T[::-1])]
+
+
+class NeuralGraphTest(parameterized.TestCase):
+
+  @parameterized.parameters('mlp', 'cnn', 'gpt')
+  def test_same_graph_as_reference(self, model):
+    tree, _, _, z = _load(model)
+    graph = _neural_graph.neural_graph(_infos(tree), 2 if model == 'gpt'
+                                       else None)
+    self.assertEqual(graph.unplaced, ())
+    self.assertEqual(graph.num_nodes, int(z['num_nodes']))
+    self.assertEqual(graph.features, int(z['feat']))
+    ours = _edge_multiset(graph.src, graph.dst, graph.edge_type)
+    theirs = _edge_multiset(z['edge_index'][0], z['edge_index'][1],
+                            z['edge_type'])
+    np.testing.assert_array_equal(ours, theirs)
+
+  @parameterized.parameters('mlp', 'cnn', 'gpt')
+  def test_positions_span_the_reference_eigenspaces(self, model):
+    tree, _, _, z = _load(model)
+    graph = _neural_graph.neural_graph(_infos(tree), 2 if model == 'gpt'
+                                       else None)
+    # Same Laplacian spectrum, and each column a unit eigenvector with its
+    # largest entry positive.
+    ours = np.linalg.norm(graph.positions, axis=0)
+    np.testing.assert_allclose(ours, 1.0, atol=1e-5)
+    size = np.abs(graph.positions)
+    top = np.argmax(size >= size.max(0) * (1 - 1e-4), axis=0)
+    self.assertTrue(np.all(graph.positions[top, range(8)] > 0))
+    # The span of ours equals the span of the reference's columns (up to
+    # the last eigenvalue's multiplicity, which may cut an eigenspace).
+    q, _ = np.linalg.qr(z['pos'].astype(np.float64))
+    residual = graph.positions - q @ (q.T @ graph.positions)
+    values = z['pos_eigvals'][1:]
+    whole = ~np.isclose(values, values[-1], atol=1e-6)
+    self.assertLess(float(np.abs(residual[:, whole]).max()), 1e-4)
+
+
+class EquivalenceTest(parameterized.TestCase):
+
+  @parameterized.product(model=('mlp', 'cnn', 'gpt'), horizon=HORIZONS)
+  def test_equals_reference(self, model, horizon):
+    tree, names, paths, z = _load(model)
+    infos = _infos(tree)
+    graph = _neural_graph.neural_graph(infos, 2 if model == 'gpt' else None)
+    graph = graph._replace(positions=z['pos'])  # the reference's own signs
+    weights = onc.forecasters.load('nino').weights
+    leaves = jax.tree.leaves(tree)
+    windows = [tuple(jnp.asarray(w)) for w in leaves]
+    out = jax.jit(lambda ws: _nino.forecast_on_graph(
+        weights, graph, ws, jnp.array([float(horizon)]),
+        [''] * len(ws)))(windows)
+    flat_paths = [tuple(_neural_graph._key(k) for k in p) for p, _ in
+                  jax.tree_util.tree_flatten_with_path(tree)[0]]
+    for name, path in zip(names, paths):
+      got = _torch_layout(np.asarray(out[flat_paths.index(path)][0]), model)
+      want = z[f'y{horizon}/{name}']
+      scale = np.abs(want).max()
+      np.testing.assert_allclose(got / scale, want / scale, rtol=0,
+                                 atol=1e-5, err_msg=name)
+
+
+class InsideNowcastTest(absltest.TestCase):
+
+  def test_jump_sets_the_reference_forecast(self):
+    # Five records 1 step apart of the MLP's states; the jump at the fifth
+    # puts the params at NiNo's forecast (computed with our positions).
+    tree, _, _, _ = _load('mlp')
+    f = onc.forecasters.load('nino')
+    states = [jax.tree.map(lambda w, t=t: jnp.asarray(w[t]), tree)
+              for t in range(5)]
+    tx = onc.nowcast(f, record_every=1, jump_every=5, horizon=10,
+                     last_jump_step=5)
+    params = states[0]
+    state = tx.init(params)
+    step = jax.jit(tx.update)
+    for t in range(5):
+      target = states[t] if t == 0 else states[t]
+      updates = jax.tree.map(lambda a, b: a - b, target, params)
+      if t == 0:
+        updates = jax.tree.map(jnp.zeros_like, params)
+      updates, state = step(updates, state, params)
+      params = optax.apply_updates(params, updates)
+    self.assertEqual(int(state.jumps), 1)
+    windows = [tuple(jnp.asarray(w)) for w in jax.tree.leaves(tree)]
+    expected = _nino.forecast_leaves(
+        f.weights, windows, jnp.arange(-4.0, 1.0), jnp.array([10.0]),
+        _infos(tree))
+    for got, want in zip(jax.tree.leaves(params), expected):
+      np.testing.assert_allclose(got, want[0], rtol=0, atol=1e-5)
+
+  def test_unplaced_leaf_is_forecast_per_weight_with_one_warning(self):
+    params = {'Dense_0': {'kernel': jnp.ones((3, 4)), 'bias': jnp.ones(4)},
+              'odd': {'thing': jnp.ones((7, 5, 2))}}
+    infos = _neural_graph.leaf_infos(params)
+    graph = _neural_graph.neural_graph(infos)
+    self.assertEqual([infos[i].path for i, _ in graph.unplaced],
+                     [('odd', 'thing')])
+    f = onc.forecasters.load('nino')
+    windows = [tuple(w * (1 + 0.1 * t) for t in range(5))
+               for w in jax.tree.leaves(params)]
+    _nino._WARNED.clear()
+    with warnings.catch_warnings(record=True) as caught:
+      warnings.simplefilter('always')
+      for _ in range(2):
+        out = _nino.forecast_leaves(f.weights, windows, jnp.arange(-4.0, 1.0),
+                                    jnp.array([3.0]), infos)
+    messages = [str(w.message) for w in caught]
+    self.assertLen(messages, 1)
+    self.assertIn('odd/thing', messages[0])
+    from optax_nowcast.forecasters import _nino_mlp  # pylint: disable=g-import-not-at-top
+    k = [i for i, info in enumerate(infos) if info.path == ('odd', 'thing')][0]
+    want = _nino_mlp.forecast_leaf(f.weights['mlp'], jnp.stack(windows[k]),
+                                   3.0, infos[k].label)
+    np.testing.assert_allclose(out[k][0], want, rtol=1e-6)
+
+
+if __name__ == '__main__':
+  absltest.main()
