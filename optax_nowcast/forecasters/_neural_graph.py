@@ -55,7 +55,7 @@ MAX_FEATURES = 9
 #: Laplacian eigenvectors per node (NiNo's ``lpe``).
 POSITIONS = 8
 #: Below this many nodes the eigenvectors come from a dense solver.
-DENSE_EIGEN_NODES = 3000
+DENSE_EIGEN_NODES = 500
 #: The value (in scaled units) of a self-loop's and an auxiliary edge's
 #: feature at position 0 (NiNo: 2 for self-loops, 1 for residual and head
 #: edges).
@@ -464,7 +464,8 @@ class _Walk:
 
 
 def laplacian_positions(num_nodes: int, src: np.ndarray, dst: np.ndarray,
-                        count: int = POSITIONS) -> np.ndarray:
+                        count: int = POSITIONS,
+                        dense_below: int = DENSE_EIGEN_NODES) -> np.ndarray:
   r"""The first ``count`` nontrivial eigenvectors of the graph's Laplacian.
 
   As NiNo (PyG's ``AddLaplacianEigenvectorPE`` on the undirected graph):
@@ -473,7 +474,7 @@ def laplacian_positions(num_nodes: int, src: np.ndarray, dst: np.ndarray,
   by eigenvalue, the first dropped, the next ``count`` kept. NiNo solves
   small graphs (under 100 nodes) densely and larger ones with a Lanczos
   solver from a random start, and flips each column's sign at random; here
-  graphs of up to :data:`DENSE_EIGEN_NODES` nodes are solved densely
+  graphs of up to ``dense_below`` nodes are solved densely
   (``numpy.linalg.eigh``), larger ones by ``scipy.sparse.linalg.eigsh``
   from a fixed start, and each column's sign is fixed: its first entry
   within 1e-4 of its largest magnitude is positive. Eigenvectors of a repeated eigenvalue are a basis
@@ -490,13 +491,14 @@ def laplacian_positions(num_nodes: int, src: np.ndarray, dst: np.ndarray,
   inv = np.where(degree > 0, 1.0 / np.sqrt(np.maximum(degree, 1e-30)), 0.0)
   weights = -inv[rows] * inv[cols]
   want = min(count + 1, num_nodes)
-  if num_nodes <= DENSE_EIGEN_NODES:
+  # scipy comes with jax.
+  import scipy.sparse  # pylint: disable=g-import-not-at-top
+  import scipy.sparse.linalg  # pylint: disable=g-import-not-at-top
+  if num_nodes <= dense_below:
     lap = np.eye(num_nodes)
     lap[rows, cols] += weights
     values, vectors = np.linalg.eigh(lap)
   else:
-    import scipy.sparse  # pylint: disable=g-import-not-at-top
-    import scipy.sparse.linalg  # pylint: disable=g-import-not-at-top
     lap = scipy.sparse.coo_matrix(
         (np.concatenate([weights, np.ones(num_nodes)]),
          (np.concatenate([rows, np.arange(num_nodes)]),

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from optax_nowcast.forecasters import _io
+import optax_nowcast as onc
 from optax_nowcast.lab.meta import nino
 from optax_nowcast.lab.meta import torch_archive
 
@@ -141,6 +142,43 @@ def test_the_shipped_nino_mlp_checkpoint_is_the_released_archive():
     np.testing.assert_array_equal(a, np.asarray(b))
   np.testing.assert_array_equal(weights['input']['kernel'],
                                 state['edge_proj.fc.0.weight'].T)
+
+
+@pytest.mark.skipif(not NINO_MLP.is_file(), reason='../shared/nino not here')
+def test_conversion_reproduces_the_shipped_nino_checkpoint(tmp_path):
+  # Every value bit for bit, and the manifest but for the command line and
+  # orbax's file checksums (its OCDBT files carry timestamps, paths and
+  # random names, so the files themselves differ from run to run).
+  import jax  # pylint: disable=g-import-not-at-top
+  shared = NINO_MLP.parent
+  manifest = nino.convert_nino(shared / 'nino_no_posw.pt', NINO_MLP,
+                               tmp_path / 'nino',
+                               license_file=shared / 'LICENSE')
+  ours = onc.forecasters.load_from(tmp_path / 'nino').weights
+  shipped = _io.load('nino').weights
+  assert jax.tree.structure(ours) == jax.tree.structure(shipped)
+  for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(shipped)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  state, _ = torch_archive.state_dict(shared / 'nino_no_posw.pt')
+  np.testing.assert_array_equal(ours['graph']['layers'][1]['film']['kernel'],
+                                state['gnn.convs.1.edge_encoder.weight'].T)
+  released = _io.read_manifest(_io.shipped_root() / 'nino')
+  for key in ('command', 'checksums', 'machine'):
+    manifest.pop(key)
+    released.pop(key)
+  assert manifest == released
+  assert (tmp_path / 'nino' / 'LICENSE').read_bytes() == (
+      shared / 'LICENSE').read_bytes()
+
+
+def test_a_graph_archive_is_not_taken_for_nino_mlp_and_back():
+  with pytest.raises(ValueError, match='graph network'):
+    nino.nino_mlp_weights({}, {'wte_pos_enc': False})
+  with pytest.raises(ValueError, match='nino_no_posw'):
+    nino.nino_graph_weights({}, {'gnn': False})
+  with pytest.raises(ValueError, match='missing'):
+    nino.nino_graph_weights({'layer_embed.weight': np.zeros((15, 128))},
+                            {'wte_pos_enc': False})
 
 
 def test_train_forecaster_says_nino_mlp_is_converted_not_trained():

@@ -96,8 +96,8 @@ def test_truncated_or_missing_checkpoint_file_is_reported(tmp_path):
 
 
 def test_unknown_name_lists_the_known_ones():
-  with pytest.raises(ValueError, match=r"name must be one of \['introspection', 'multihorizon', 'nino-mlp', 'wnn'\]"):
-    onc.forecasters.load('nino')
+  with pytest.raises(ValueError, match=r"name must be one of \['introspection', 'multihorizon', 'nino', 'nino-mlp', 'wnn'\]"):
+    onc.forecasters.load('nosuch')
 
 
 @pytest.mark.slow

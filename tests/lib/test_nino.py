@@ -109,6 +109,14 @@ def _edge_multiset(src, dst, types):
   return triples[np.lexsort(triples.T[::-1])]
 
 
+def _assert_same_span(test, ours, theirs, eigenvalues):
+  q, _ = np.linalg.qr(np.asarray(theirs, np.float64))
+  residual = ours - q @ (q.T @ ours)
+  values = eigenvalues[1:]
+  whole = ~np.isclose(values, values[-1], atol=1e-6)
+  test.assertLess(float(np.abs(residual[:, whole]).max()), 1e-4)
+
+
 class NeuralGraphTest(parameterized.TestCase):
 
   @parameterized.parameters('mlp', 'cnn', 'gpt')
@@ -138,35 +146,40 @@ class NeuralGraphTest(parameterized.TestCase):
     self.assertTrue(np.all(graph.positions[top, range(8)] > 0))
     # The span of ours equals the span of the reference's columns (up to
     # the last eigenvalue's multiplicity, which may cut an eigenspace).
-    q, _ = np.linalg.qr(z['pos'].astype(np.float64))
-    residual = graph.positions - q @ (q.T @ graph.positions)
-    values = z['pos_eigvals'][1:]
-    whole = ~np.isclose(values, values[-1], atol=1e-6)
-    self.assertLess(float(np.abs(residual[:, whole]).max()), 1e-4)
+    _assert_same_span(self, graph.positions, z['pos'], z['pos_eigvals'])
+
+  def test_sparse_solver_spans_the_dense_one(self):
+    tree, _, _, z = _load('gpt')
+    infos = _infos(tree)
+    dense = _neural_graph.neural_graph(infos, 2).positions
+    graph = _neural_graph.neural_graph(infos, 2)
+    sparse = _neural_graph.laplacian_positions(
+        graph.num_nodes, graph.src, graph.dst, dense_below=0)
+    _assert_same_span(self, sparse, dense, z['pos_eigvals'])
 
 
 class EquivalenceTest(parameterized.TestCase):
 
-  @parameterized.product(model=('mlp', 'cnn', 'gpt'), horizon=HORIZONS)
-  def test_equals_reference(self, model, horizon):
+  @parameterized.parameters('mlp', 'cnn', 'gpt')
+  def test_equals_reference(self, model):
     tree, names, paths, z = _load(model)
     infos = _infos(tree)
     graph = _neural_graph.neural_graph(infos, 2 if model == 'gpt' else None)
     graph = graph._replace(positions=z['pos'])  # the reference's own signs
     weights = onc.forecasters.load('nino').weights
-    leaves = jax.tree.leaves(tree)
-    windows = [tuple(jnp.asarray(w)) for w in leaves]
+    windows = [tuple(jnp.asarray(w)) for w in jax.tree.leaves(tree)]
     out = jax.jit(lambda ws: _nino.forecast_on_graph(
-        weights, graph, ws, jnp.array([float(horizon)]),
+        weights, graph, ws, jnp.array(HORIZONS, jnp.float32),
         [''] * len(ws)))(windows)
     flat_paths = [tuple(_neural_graph._key(k) for k in p) for p, _ in
                   jax.tree_util.tree_flatten_with_path(tree)[0]]
-    for name, path in zip(names, paths):
-      got = _torch_layout(np.asarray(out[flat_paths.index(path)][0]), model)
-      want = z[f'y{horizon}/{name}']
-      scale = np.abs(want).max()
-      np.testing.assert_allclose(got / scale, want / scale, rtol=0,
-                                 atol=1e-5, err_msg=name)
+    for t, horizon in enumerate(HORIZONS):
+      for name, path in zip(names, paths):
+        got = _torch_layout(np.asarray(out[flat_paths.index(path)][t]), model)
+        want = z[f'y{horizon}/{name}']
+        scale = np.abs(want).max()
+        np.testing.assert_allclose(got / scale, want / scale, rtol=0,
+                                   atol=1e-5, err_msg=f'{name} k={horizon}')
 
 
 class InsideNowcastTest(absltest.TestCase):
