@@ -7,11 +7,12 @@ in its docstring and checks it with chex, over every valid combination of
 - forecaster: ``last``, ``linear``, ``quadratic`` (curve fits, window 3 on
   the periodic schedule, 4 on the Introspection one), the shipped ``wnn``
   (window 5), the shipped ``introspection`` (window 4, no horizon of its
-  own) and ``multihorizon`` (window 5, fixed random weights, scaled per
-  leaf);
+  own), ``multihorizon`` (window 5, fixed random weights, scaled per
+  leaf) and the shipped ``nino`` (window 5, whole leaves: its graph network
+  places the kernel, the bias and the scalar go per weight);
 - schedule: periodic (``record_every``/``jump_every``) or Introspection
-  (``schedules.introspection([6, 10])``, window 4 only, so not ``wnn`` nor
-  ``multihorizon``);
+  (``schedules.introspection([6, 10])``, window 4 only, so not ``wnn``,
+  ``multihorizon`` nor ``nino``);
 - guard: ``guard_steps=None`` or ``guard_steps=2`` (periodic schedule only);
 - ``history_dtype``: ``None`` or ``jnp.bfloat16``;
 - jumps: blind (no ``value_fn``; the periodic schedule then needs an end,
@@ -59,6 +60,7 @@ PERIODIC = {
     'wnn': (5, 1, 6),  # jumps at steps 6, 12 (jump_every > window)
     'introspection': (4, 1, 4),  # jumps at steps 4, 8, 12
     'multihorizon': (5, 1, 6),  # jumps at steps 6, 12
+    'nino': (5, 1, 6),  # jumps at steps 6, 12
 }
 INTROSPECTION_JUMPS = (6, 10)  # inputs at 0, 2, 4, 6 and 0, 4, 7, 10
 GUARD_STEPS = 2
@@ -93,7 +95,8 @@ def _valid(case: Case) -> bool:
   if case.schedule == 'introspection':
     # The Introspection schedule has window 4 (WNN's is 5) and no room for a
     # guard (guards need the periodic schedule).
-    return (case.forecaster not in ('wnn', 'multihorizon') and not case.guard
+    return (case.forecaster not in ('wnn', 'multihorizon', 'nino')
+            and not case.guard
             and not (case.checked and case.history_dtype))
   return not (case.checked and case.history_dtype)
 
@@ -103,8 +106,8 @@ ALL_CASES = tuple(
         tuple(PERIODIC), ('periodic', 'introspection'), (False, True),
         (None, 'bfloat16'), (False, True)))
     if _valid(case))
-# Blind: 6 * 2 * 2 periodic + 4 * 2 Introspection; checked: 6 * 2 + 4.
-assert len(ALL_CASES) == 48
+# Blind: 7 * 2 * 2 periodic + 4 * 2 Introspection; checked: 7 * 2 + 4.
+assert len(ALL_CASES) == 54
 CHECKED_CASES = tuple(c for c in ALL_CASES if c.checked)
 
 
