@@ -16,6 +16,10 @@ Methods, each through ``nowcast``:
   budget. ``linear`` and ``quadratic`` extrapolate 5 records, ``wnn`` uses
   its checkpoint's horizon (10 records), ``multihorizon`` NiNo's horizons
   from 40 records down to 1 (``schedules.NINO_HORIZONS``).
+- ``nino``, ``nino-mlp``: NiNo's released forecasters (its graph network
+  over the neural graph; its per-weight model), on the step schedule with
+  NiNo's horizons; ``nino-select``, ``nino-mlp-select``: checked, as
+  ``multihorizon-select``.
 - ``multihorizon-select``: the same with checked jumps: no jump and the
   forecasts at 1/2, 1 and 2 times the scheduled horizon are each judged by
   the loss on another minibatch after 10 sign-descent steps on the step's
@@ -53,10 +57,18 @@ from optax_nowcast.forecasters import _io as forecaster_io
 METHODS = ('adam', 'adam-sweep', 'adam-cosine', 'linear', 'quadratic',
            'introspection', 'wnn', 'wnn-epoch', 'multihorizon',
            'multihorizon-select', 'linear-guard', 'quadratic-guard',
-           'wnn-guard', 'multihorizon-guard')
+           'wnn-guard', 'multihorizon-guard', 'nino', 'nino-select',
+           'nino-mlp', 'nino-mlp-select')
 
 #: Methods whose jumps are checked (``value_fn``, see :func:`_value_fn`).
-CHECKED = ('multihorizon-select',)
+CHECKED = ('multihorizon-select', 'nino-select', 'nino-mlp-select')
+#: The forecasters with NiNo's decaying horizons (40 records down to 1).
+NINO_HORIZON_FORECASTERS = ('multihorizon', 'nino', 'nino-mlp')
+#: The forecasters on the step schedule (:func:`nino_schedule`).
+STEP_SCHEDULE = ('linear', 'quadratic', 'wnn', 'multihorizon', 'nino',
+                 'nino-mlp')
+#: The forecasters loaded from a shipped checkpoint.
+SHIPPED = ('wnn', 'introspection', 'multihorizon', 'nino', 'nino-mlp')
 #: The checked methods' look-ahead: sign-descent steps before judging, and
 #: the multiples of the scheduled horizon tried.
 LOOKAHEAD_STEPS, SELECT = 10, (0.5, 1.0, 2.0)
@@ -97,7 +109,19 @@ def _forecaster_name(method: str) -> str:
   return method
 
 
-def _wrap(method: str, task: tasks_lib.Task, steps_per_epoch: int
+def _nino(task: tasks_lib.Task, ds: Any) -> onc.forecasters.Forecaster:
+  """``load('nino')`` for the task's model: its params in forward order
+  (from a fresh init) and, for a transformer, its heads."""
+  import jax  # pylint: disable=g-import-not-at-top
+  model = task.model()
+  example = tasks_lib.problem(task, ds).example
+  params = model.init(jax.random.key(0), example)['params']
+  return onc.forecasters.load('nino', params=params,
+                              heads=getattr(model, 'heads', None))
+
+
+def _wrap(method: str, task: tasks_lib.Task, steps_per_epoch: int,
+          ds: Any = None
           ) -> Optional[Callable[[optax.GradientTransformation],
                                  optax.GradientTransformation]]:
   """The function that adds ``method``'s nowcast to the task's optimizer."""
@@ -114,13 +138,15 @@ def _wrap(method: str, task: tasks_lib.Task, steps_per_epoch: int
       'quadratic': lambda: onc.forecasters.quadratic(window=5, horizon=5),
       'wnn': lambda: onc.forecasters.load('wnn'),
       'multihorizon': lambda: onc.forecasters.load('multihorizon'),
+      'nino': lambda: _nino(task, ds),
+      'nino-mlp': lambda: onc.forecasters.load('nino-mlp'),
   }[name]()
   schedule = nino_schedule(task.steps)
   if method.endswith('-epoch'):
     schedule = dict(record_every=steps_per_epoch, jump_every=5,
                     last_jump_step=int(0.9 * task.steps))
   extra = {}
-  if name == 'multihorizon':
+  if name in NINO_HORIZON_FORECASTERS:
     extra['horizon'] = onc.schedules.NINO_HORIZONS
   if method in CHECKED:
     schedule['last_jump_step'] = None  # Checked jumps never raise the loss.
@@ -188,14 +214,13 @@ def _fingerprint(task: tasks_lib.Task, method: str, lr_factor: float) -> dict:
   name = _forecaster_name(method)
   if method.endswith('-guard'):
     key['guard'] = 'last half of the window'  # The criterion since 2026-11-22.
-  if name in ('linear', 'quadratic', 'wnn', 'multihorizon') and not (
-      method.endswith('-epoch')):
+  if name in STEP_SCHEDULE and not method.endswith('-epoch'):
     key['schedule'] = dict(nino_schedule(task.steps), since='2026-12-02')
   if method == 'adam-cosine':
     key['decay'] = 'cosine'
   if method in CHECKED:
     key['check'] = dict(lookahead=LOOKAHEAD_STEPS, select=list(SELECT))
-  if name in ('wnn', 'introspection', 'multihorizon'):
+  if name in SHIPPED:
     manifest = forecaster_io.shipped_root() / name / 'manifest.json'
     key['forecaster_sha256'] = data_lib.sha256_file(manifest)
   return key
@@ -256,7 +281,7 @@ def _train(task: tasks_lib.Task, seed: int, ds: Any, method: str,
   decay = 'cosine' if method == 'adam-cosine' else task.decay
   result = tasks_lib.train(
       task.replace(learning_rate=task.learning_rate * lr_factor, decay=decay),
-      seed, dataset=ds, wrap_tx=_wrap(method, task, steps_per_epoch),
+      seed, dataset=ds, wrap_tx=_wrap(method, task, steps_per_epoch, ds),
       on_eval=on_eval, value_fn=_value_fn(method, task))
   found = optax.tree.get_all_with_path(result.final_opt_state, 'NowcastState')
   state = found[0][1] if found else None
