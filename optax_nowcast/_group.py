@@ -541,14 +541,15 @@ def forecast_whole(
     slots: Sequence[Sequence[jax.Array]],
     window_slots: Sequence[jax.Array],
     times: jax.Array,
-    target: jax.Array,
+    targets: jax.Array,
     infos: Sequence[Any],
-) -> Forecast:
+) -> list[Forecast]:
   """Forecasts every leaf by the forecaster's whole-leaf function.
 
   Each leaf's window is its ``W - 1`` older slots and :math:`p_n = p + u`,
-  passed as they are (no joining, no copies); a forecast that is not
-  finite leaves that weight at :math:`p_n` and is counted.
+  passed as they are (no joining, no copies); one call forecasts every
+  target (a graph network runs once for all of them). A forecast that is
+  not finite leaves that weight at :math:`p_n` and is counted.
 
   Args:
     forecaster: A forecaster with ``forecast_leaves``.
@@ -557,11 +558,11 @@ def forecast_whole(
     slots: Per history slot, its leaves (same order).
     window_slots: The slot index of each older window entry, oldest first.
     times: ``(W,)`` steps of the entries relative to the newest.
-    target: The step to forecast, relative to the newest entry.
+    targets: ``(T,)`` steps to forecast, relative to the newest entry.
     infos: Per leaf, its ``LeafInfo``.
 
   Returns:
-    A :class:`Forecast`.
+    One :class:`Forecast` per target.
   """
   windows = []
   for k, p in enumerate(params):
@@ -569,20 +570,22 @@ def forecast_whole(
     older = [_history.gather([slot[k] for slot in slots], index)
              for index in window_slots]
     windows.append((*older, newest))
-  targets = jnp.reshape(jnp.asarray(target, jnp.float32), (1,))
+  targets = jnp.reshape(jnp.asarray(targets, jnp.float32), (-1,))
   forecasts = forecaster.forecast_leaves(
       forecaster.weights, windows, times, targets, tuple(infos))
-  deltas, nonfinite = [], jnp.zeros([], jnp.int32)
-  for forecast, window in zip(forecasts, windows):
-    newest = window[-1]
-    newest = newest.astype(jnp.complex64 if jnp.iscomplexobj(newest)
-                           else jnp.float32)
-    forecast = forecast[0]
-    finite = jnp.isfinite(forecast)
-    deltas.append(jnp.where(finite, forecast - newest,
-                            jnp.zeros_like(newest)))
-    nonfinite += jnp.sum(~finite, dtype=jnp.int32)
-  return Forecast(deltas, nonfinite)
+  out = []
+  for t in range(targets.shape[0]):
+    deltas, nonfinite = [], jnp.zeros([], jnp.int32)
+    for forecast, window in zip(forecasts, windows):
+      newest = window[-1]
+      newest = newest.astype(jnp.complex64 if jnp.iscomplexobj(newest)
+                             else jnp.float32)
+      finite = jnp.isfinite(forecast[t])
+      deltas.append(jnp.where(finite, forecast[t] - newest,
+                              jnp.zeros_like(newest)))
+      nonfinite += jnp.sum(~finite, dtype=jnp.int32)
+    out.append(Forecast(deltas, nonfinite))
+  return out
 
 
 def moved_updates(forecast: Forecast, updates: Sequence[jax.Array],

@@ -586,7 +586,7 @@ def nowcast(
         if infos is not None:
           return _group.forecast_whole(
               forecaster, params_a, us, slots, plan.window_slots,
-              plan.times, target, infos)
+              plan.times, target, infos)[0]
         return _group.forecast_groups(
             forecaster, groups, params_a, us, slots, plan.window_slots,
             plan.times, target, count > 0, chunk_size)
@@ -602,6 +602,21 @@ def nowcast(
         def moved(scale):
           return (_group.moved_updates(forecast, us, scale),
                   forecast.nonfinite)
+      elif infos is not None:  # whole leaves: every horizon in one call
+        every = _group.forecast_whole(
+            forecaster, params_a, us, slots, plan.window_slots, plan.times,
+            plan.target * jnp.asarray(step_sizes, jnp.float32), infos)
+        stacked = [jnp.stack(d) for d in zip(*(f.deltas for f in every))]
+        bad = jnp.stack([f.nonfinite for f in every])
+        sizes = jnp.asarray((0.0,) + step_sizes, jnp.float32)
+
+        def moved(scale):
+          # The candidate of this scale; 0 is p_n exactly.
+          k = jnp.argmin(jnp.abs(sizes - scale))
+          pick = jnp.maximum(k - 1, 0)
+          at = _group.Forecast([d[pick] for d in stacked], bad[pick])
+          return (_group.moved_updates(at, us, (k > 0).astype(jnp.float32)),
+                  at.nonfinite)
       else:  # a multi-horizon forecaster: the candidates are horizons
         def moved(scale):
           at = forecast_at(plan.target * scale)

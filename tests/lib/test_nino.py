@@ -196,11 +196,8 @@ class InsideNowcastTest(absltest.TestCase):
     params = states[0]
     state = tx.init(params)
     step = jax.jit(tx.update)
-    for t in range(5):
-      target = states[t] if t == 0 else states[t]
-      updates = jax.tree.map(lambda a, b: a - b, target, params)
-      if t == 0:
-        updates = jax.tree.map(jnp.zeros_like, params)
+    for t in range(5):  # updates that move the params to states[t]
+      updates = jax.tree.map(lambda a, b: a - b, states[t], params)
       updates, state = step(updates, state, params)
       params = optax.apply_updates(params, updates)
     self.assertEqual(int(state.jumps), 1)
@@ -210,6 +207,36 @@ class InsideNowcastTest(absltest.TestCase):
         _infos(tree))
     for got, want in zip(jax.tree.leaves(params), expected):
       np.testing.assert_allclose(got, want[0], rtol=0, atol=1e-5)
+
+  def test_checked_jump_runs_once_and_keeps_the_best_horizon(self):
+    # value_fn is the distance to NiNo's forecast at twice the horizon: the
+    # checked jump must pick select's 2.0 and land exactly there.
+    tree, _, _, _ = _load('mlp')
+    f = onc.forecasters.load('nino')
+    states = [jax.tree.map(lambda w, t=t: jnp.asarray(w[t]), tree)
+              for t in range(5)]
+    windows = [tuple(jnp.asarray(w)) for w in jax.tree.leaves(tree)]
+    best = _nino.forecast_leaves(f.weights, windows, jnp.arange(-4.0, 1.0),
+                                 jnp.array([8.0]), _infos(tree))
+    best = jax.tree.unflatten(jax.tree.structure(states[0]),
+                              [b[0] for b in best])
+
+    def value_fn(p):
+      return sum(jnp.sum((a - b) ** 2) for a, b in
+                 zip(jax.tree.leaves(p), jax.tree.leaves(best)))
+
+    tx = onc.nowcast(f, record_every=1, jump_every=5, horizon=4,
+                     select=(0.5, 1.0, 2.0))
+    params = states[0]
+    state = tx.init(params)
+    step = jax.jit(lambda u, s, p: tx.update(u, s, p, value_fn=value_fn))
+    for t in range(5):
+      updates = jax.tree.map(lambda a, b: a - b, states[t], params)
+      updates, state = step(updates, state, params)
+      params = optax.apply_updates(params, updates)
+    np.testing.assert_array_equal(state.selected, [0, 0, 0, 1])
+    for got, want in zip(jax.tree.leaves(params), jax.tree.leaves(best)):
+      np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
 
   def test_unplaced_leaf_is_forecast_per_weight_with_one_warning(self):
     params = {'Dense_0': {'kernel': jnp.ones((3, 4)), 'bias': jnp.ones(4)},
