@@ -10,6 +10,7 @@ the model at evaluation and snapshot steps.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from typing import Any, Callable, NamedTuple, Optional, Sequence
 
@@ -51,6 +52,10 @@ class Conv3x3(nn.Module):
     kernel_init: Initializer of the kernel (default: Flax's
       ``lecun_normal``); :func:`torch_default_init` gives PyTorch's.
     bias_init: Initializer of the bias (default: zeros).
+    impl: ``'patches'`` (the default): ``conv_general_dilated_patches`` @
+      kernel both ways; ``'xla'``: XLA's conv forward and patch matmuls for
+      the gradients (:func:`_conv3x3`), the faster of the two on XLA:CPU
+      for NiNo's FM-16 (evaluation 4x, training about the same).
   """
 
   features: int
@@ -58,6 +63,7 @@ class Conv3x3(nn.Module):
   padding: str = 'SAME'
   kernel_init: Callable[..., jax.Array] = nn.initializers.lecun_normal()
   bias_init: Callable[..., jax.Array] = nn.initializers.zeros
+  impl: str = 'patches'
 
   @nn.compact
   def __call__(self, x):
@@ -68,12 +74,78 @@ class Conv3x3(nn.Module):
     kernel = self.param('kernel', self.kernel_init,
                         (3, 3, cin, self.features))
     bias = self.param('bias', self.bias_init, (self.features,))
+    if self.impl == 'xla':
+      return _conv3x3(x, kernel, self.strides, self.padding) + bias
+    if self.impl != 'patches':
+      raise ValueError(f"impl must be 'patches' or 'xla', got {self.impl!r}")
     patches = jax.lax.conv_general_dilated_patches(
         x, (3, 3), (self.strides, self.strides), self.padding,
         dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
     # The patches' features are ordered (in, kh, kw).
     flat = jnp.transpose(kernel, (2, 0, 1, 3)).reshape(cin * 9, -1)
     return patches @ flat + bias
+
+
+def _conv3x3_pads(size: int, stride: int,
+                  padding: str) -> tuple[tuple[int, int], int]:
+  """``((low, high), output size)`` of one spatial axis, as XLA pads it."""
+  if padding == 'VALID':
+    return (0, 0), (size - 3) // stride + 1
+  out = -(-size // stride)
+  total = max((out - 1) * stride + 3 - size, 0)
+  return (total // 2, total - total // 2), out
+
+
+def _conv3x3_patches(x: jax.Array, stride: int, padding: str) -> jax.Array:
+  """The 3x3 patches of ``x`` (NHWC) by slicing, features ordered (kh, kw,
+  in) like a ``(3, 3, in, out)`` kernel's rows."""
+  (hl, hh), ho = _conv3x3_pads(x.shape[1], stride, padding)
+  (wl, wh), wo = _conv3x3_pads(x.shape[2], stride, padding)
+  x = jnp.pad(x, ((0, 0), (hl, hh), (wl, wh), (0, 0)))
+  return jnp.concatenate(
+      [x[:, i:i + stride * (ho - 1) + 1:stride,
+         j:j + stride * (wo - 1) + 1:stride, :]
+       for i in range(3) for j in range(3)], axis=-1)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _conv3x3(x: jax.Array, kernel: jax.Array, stride: int,
+             padding: str) -> jax.Array:
+  """A 3x3 conv (NHWC, HWIO) by XLA, differentiated by patch matmuls.
+
+  XLA:CPU runs the forward conv fast (the FM-16 test set: 4x faster than
+  patches @ kernel) but its gradient convs slowly (FM-16 train step about
+  1 s with ``nn.Conv``); patch matmuls take the gradients in ~0.1 s.
+  """
+  pads = [_conv3x3_pads(x.shape[d], stride, padding)[0] for d in (1, 2)]
+  return jax.lax.conv_general_dilated(
+      x, kernel, (stride, stride), pads,
+      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+
+def _conv3x3_fwd(x, kernel, stride, padding):
+  return _conv3x3(x, kernel, stride, padding), (x, kernel)
+
+
+def _conv3x3_bwd(stride, padding, residuals, g):
+  x, kernel = residuals
+  cin, cout = kernel.shape[2], kernel.shape[3]
+  patches = _conv3x3_patches(x, stride, padding)
+  dkernel = jnp.einsum('nhwp,nhwo->po', patches, g).reshape(kernel.shape)
+  if stride == 1 and padding == 'SAME':
+    # The input gradient of a stride-1 'same' conv is a 'same' conv of g
+    # with the flipped, transposed kernel.
+    flipped = jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2)
+    dx = _conv3x3_patches(g, 1, 'SAME') @ flipped.reshape(9 * cout, cin)
+  else:
+    _, vjp = jax.vjp(
+        lambda x_: _conv3x3_patches(x_, stride, padding)
+        @ kernel.reshape(9 * cin, cout), x)
+    (dx,) = vjp(g)
+  return dx, dkernel
+
+
+_conv3x3.defvjp(_conv3x3_fwd, _conv3x3_bwd)
 
 
 def torch_default_init(fan_in: int) -> Callable[..., jax.Array]:
@@ -126,7 +198,7 @@ class NiNoConvNet(nn.Module):
       init = torch_default_init(x.shape[-1] * 9)
       x = nn.relu(Conv3x3(c, strides=2 if i == 0 else 1,
                           padding='VALID' if i == 0 else 'SAME',
-                          kernel_init=init, bias_init=init)(x))
+                          kernel_init=init, bias_init=init, impl='xla')(x))
     x = jnp.mean(x, axis=(1, 2))
     init = torch_default_init(x.shape[-1])
     return nn.Dense(self.num_classes, kernel_init=init, bias_init=init)(x)
