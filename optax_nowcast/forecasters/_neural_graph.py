@@ -92,6 +92,9 @@ class Piece(NamedTuple):
     columns: ``(first, stop)``: the columns of a rank-2 kernel it covers (a
       fused attention projection is three pieces), or ``None`` for all.
     transposed: Whether its edges run ``out -> in`` (NiNo's attention keys).
+    rows: A ``'matrix'`` leaf's leading axes that index its inputs (the
+      rest index its outputs): 1 for ``(in, out)`` and ``(in, heads,
+      head_dim)``, 2 for an attention output ``(heads, head_dim, out)``.
   """
 
   leaf: int
@@ -100,6 +103,7 @@ class Piece(NamedTuple):
   count: int
   columns: Optional[tuple[int, int]] = None
   transposed: bool = False
+  rows: int = 1
 
 
 class NeuralGraph(NamedTuple):
@@ -289,9 +293,9 @@ class _Walk:
     return self.g.blocks[self.current].size
 
   def edges(self, src, dst, edge_type, leaf=None, kind='matrix',
-            columns=None, transposed=False):
+            columns=None, transposed=False, rows=1):
     piece = None if leaf is None else Piece(leaf, kind, 0, 0, columns,
-                                            transposed)
+                                            transposed, rows)
     self.g.add(src, dst, edge_type, piece)
     if leaf is not None:
       self.taken.add(leaf)
@@ -324,8 +328,16 @@ class _Walk:
     m = modules[k]
     nxt = modules[k + 1] if k + 1 < len(modules) else None
     kernel_rank = len(self.shape(m.kernel)) if m.kernel is not None else 0
-    if m.table is not None and len(self.shape(m.table)) == 2:
+    if (m.table is not None and len(self.shape(m.table)) == 2
+        and self.positions is not None
+        and self.g.blocks[self.positions].size == 0
+        and self.shape(m.table)[1] == self.width()):
+      self.position_table(m.table)  # a second Embed: the positions
+    elif m.table is not None and len(self.shape(m.table)) == 2:
       self.embedding(m)
+    elif kernel_rank == 3 and self.is_multi_head(modules[k:k + 4]):
+      self.multi_head(modules[k:k + 4])
+      return 4
     elif kernel_rank == 2 and self.is_attention(m, nxt):
       self.attention(m, nxt)
       return 2
@@ -341,12 +353,17 @@ class _Walk:
           and self.g.blocks[self.positions].size == 0
           and len(self.shape(m.ids[0])) == 2
           and self.shape(m.ids[0])[1] == self.width()):
-      rows, width = self.shape(m.ids[0])
-      self.g.blocks[self.positions].size = rows
-      self.edges((self.positions, 'n', np.arange(rows)[:, None]),
-                 (self.current, 'n', np.arange(width)[None, :]), POSITION,
-                 m.ids[0])
+      self.position_table(m.ids[0])
     return 1
+
+  def position_table(self, leaf: int) -> None:
+    """A ``(positions, width)`` table feeding the stream an Embed made."""
+    rows, width = self.shape(leaf)
+    self.g.blocks[self.positions].size = rows
+    self.edges((self.positions, 'n', np.arange(rows)[:, None]),
+               (self.current, 'n', np.arange(width)[None, :]), POSITION,
+               leaf)
+    self.positions = None
 
   def embedding(self, m: _Module) -> None:
     vocab, width = self.shape(m.table)
@@ -411,7 +428,7 @@ class _Walk:
             and self.shape(nxt.kernel) == (shape[0], shape[0]))
 
   def attention(self, m: _Module, proj: _Module) -> None:
-    """NiNo's GPT-2 attention: q, k, v, heads, the value residual."""
+    """A fused ``(D, 3D)`` q/k/v kernel (and bias), then its projection."""
     d = self.width()
     heads = self.heads
     if heads is None or d % heads:
@@ -422,42 +439,89 @@ class _Walk:
           self.unplaced.append((i, why))
       self.pending_residual = None
       return
-    stream = self.current
     bias = m.bias if (m.bias is not None
                       and self.shape(m.bias) == (3 * d,)) else None
-    q = self.g.block(f'{m.name}:q', d)
+    part = lambda leaf, k: None if leaf is None else (leaf, (k * d,
+                                                             (k + 1) * d))
+    self.attend(heads, [part(m.kernel, k) for k in range(3)],
+                [part(bias, k) for k in range(3)], proj.name, proj.kernel,
+                proj.bias if proj.bias is not None
+                and self.shape(proj.bias) == (d,) else None, 1)
+
+  def is_multi_head(self, ms: Sequence[_Module]) -> bool:
+    """Flax's ``MultiHeadDotProductAttention``: ``query``, ``key``,
+    ``value`` kernels ``(D, heads, head_dim)``, then ``out`` ``(heads,
+    head_dim, D)``, from the current ``D`` neurons."""
+    if len(ms) < 4 or self.current is None:
+      return False
+    names = [m.name.rsplit('/', 1)[-1] for m in ms]
+    if names != ['query', 'key', 'value', 'out'] or any(
+        m.kernel is None for m in ms):
+      return False
+    d = self.width()
+    q = self.shape(ms[0].kernel)
+    return (len(q) == 3 and q[0] == d and q[1] * q[2] == d
+            and all(self.shape(m.kernel) == q for m in ms[1:3])
+            and self.shape(ms[3].kernel) == (q[1], q[2], d))
+
+  def multi_head(self, ms: Sequence[_Module]) -> None:
+    heads = self.shape(ms[0].kernel)[1]
+    bias = lambda m: (None if m.bias is None
+                      or int(np.prod(self.shape(m.bias))) != self.width()
+                      else (m.bias, None))
+    out = ms[3]
+    self.attend(heads, [(m.kernel, None) for m in ms[:3]],
+                [bias(m) for m in ms[:3]], out.name, out.kernel,
+                None if bias(out) is None else out.bias, 2)
+
+  def attend(self, heads, kernels, biases, out_name, out_kernel, out_bias,
+             out_rows) -> None:
+    """NiNo's GPT-2 attention graph: q, k, v, heads, the value residual.
+
+    ``kernels`` and ``biases``: per q, k, v, ``(leaf, columns)`` (columns of
+    a fused leaf, or ``None``), or ``None`` for no bias.
+    """
+    d = self.width()
+    stream = self.current
+    q = self.g.block(f'{out_name}:q', d)
     heads_at = [self.g.feeder(q, f'head{h}') for h in range(heads)]
-    if bias is not None:
-      q_bias = self.g.feeder(q, 'q.bias')
-      v_bias = self.g.feeder(q, 'v.bias')
-      k_bias = self.g.feeder(stream, f'{m.name}:k.bias')
-    v = self.g.block(f'{m.name}:v', d)
+    (q_bias, k_bias, v_bias) = biases
+    if q_bias is not None:
+      q_node = self.g.feeder(q, 'q.bias')
+    if v_bias is not None:
+      v_node = self.g.feeder(q, 'v.bias')
+    if k_bias is not None:
+      k_node = self.g.feeder(stream, f'{out_name}:k.bias')
+    v = self.g.block(f'{out_name}:v', d)
     cols = np.arange(d)
     span = d // heads
     for block in (q, v):
       for h, node in enumerate(heads_at):
         self.g.add((q, 'f', node),
                    (block, 'n', np.arange(h * span, (h + 1) * span)), HEAD)
+    (qk, qc), (kk, kc), (vk, vc) = kernels
     self.edges((stream, 'n', cols[:, None]), (q, 'n', cols[None, :]), QUERY,
-               m.kernel, columns=(0, d))
+               qk, columns=qc)
     # Keys run from the query neurons back to the stream: edge (q_o, s_i)
-    # carries kernel[i, d + o].
+    # carries the key kernel's [i, o].
     self.edges((q, 'n', cols[:, None]), (stream, 'n', cols[None, :]), KEY,
-               m.kernel, columns=(d, 2 * d), transposed=True)
+               kk, columns=kc, transposed=True)
     self.edges((stream, 'n', cols[:, None]), (v, 'n', cols[None, :]), VALUE,
-               m.kernel, columns=(2 * d, 3 * d))
-    if bias is not None:
-      self.edges((q, 'f', q_bias), (q, 'n', cols), BIAS, bias, 'vector',
-                 (0, d))
-      self.edges((stream, 'f', k_bias), (stream, 'n', cols), BIAS, bias,
-                 'vector', (d, 2 * d))
-      self.edges((q, 'f', v_bias), (v, 'n', cols), BIAS, bias, 'vector',
-                 (2 * d, 3 * d))
-    out = self.g.block(f'{proj.name}:out', d)
-    if proj.bias is not None and self.shape(proj.bias) == (d,):
-      self.vector(proj.bias, out, BIAS, 'bias')
+               vk, columns=vc)
+    if q_bias is not None:
+      self.edges((q, 'f', q_node), (q, 'n', cols), BIAS, q_bias[0], 'vector',
+                 q_bias[1])
+    if k_bias is not None:
+      self.edges((stream, 'f', k_node), (stream, 'n', cols), BIAS, k_bias[0],
+                 'vector', k_bias[1])
+    if v_bias is not None:
+      self.edges((q, 'f', v_node), (v, 'n', cols), BIAS, v_bias[0], 'vector',
+                 v_bias[1])
+    out = self.g.block(f'{out_name}:out', d)
+    if out_bias is not None:
+      self.vector(out_bias, out, BIAS, 'bias')
     self.edges((v, 'n', cols[:, None]), (out, 'n', cols[None, :]), DENSE,
-               proj.kernel)
+               out_kernel, rows=out_rows)
     self.g.add((stream, 'n', cols), (out, 'n', cols), RESIDUAL)
     self.current, self.stream, self.positions = out, d, None
     self.pending_residual = None

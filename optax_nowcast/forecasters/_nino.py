@@ -240,12 +240,14 @@ def _piece_edges(piece: _neural_graph.Piece, x: jax.Array) -> jax.Array:
   """``(count, F_leaf, W)`` edge features of a piece from ``x (W, *shape)``."""
   w = x.shape[0]
   if piece.kind == 'vector':
+    x = x.reshape(w, -1)
     if piece.columns is not None:
       x = x[:, piece.columns[0]:piece.columns[1]]
     return jnp.moveaxis(x, 0, -1)[:, None, :]
   if piece.kind == 'conv':
     kh, kw = x.shape[1], x.shape[2]
     return jnp.transpose(x, (3, 4, 1, 2, 0)).reshape(-1, kh * kw, w)
+  x = x.reshape(w, int(np.prod(x.shape[1:1 + piece.rows])), -1)
   if piece.columns is not None:
     x = x[:, :, piece.columns[0]:piece.columns[1]]
   if piece.transposed:
@@ -258,17 +260,22 @@ def _piece_values(piece: _neural_graph.Piece, y: jax.Array,
   """The inverse of :func:`_piece_edges` for ``y (T, count, F)``."""
   t = y.shape[0]
   if piece.kind == 'vector':
-    return y[:, :, 0]
+    if piece.columns is not None:
+      return y[:, :, 0]
+    return y[:, :, 0].reshape(t, *shape)
   if piece.kind == 'conv':
     kh, kw, n_in, n_out = shape
     v = y[:, :, :kh * kw].reshape(t, n_in, n_out, kh, kw)
     return jnp.transpose(v, (0, 3, 4, 1, 2))
-  n_in, n_out = shape
+  n_in = int(np.prod(shape[:piece.rows]))
+  n_out = int(np.prod(shape[piece.rows:]))
   if piece.columns is not None:
     n_out = piece.columns[1] - piece.columns[0]
   if piece.transposed:
-    return jnp.swapaxes(y[:, :, 0].reshape(t, n_out, n_in), 1, 2)
-  return y[:, :, 0].reshape(t, n_in, n_out)
+    v = jnp.swapaxes(y[:, :, 0].reshape(t, n_out, n_in), 1, 2)
+  else:
+    v = y[:, :, 0].reshape(t, n_in, n_out)
+  return v if piece.columns is not None else v.reshape(t, *shape)
 
 
 def graph_attr(graph: _neural_graph.NeuralGraph,

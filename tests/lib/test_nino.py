@@ -74,6 +74,40 @@ def _layer_path(name: str, index: int, kind: str) -> tuple[str, ...]:
   return (f'{kind}_{index}', 'kernel' if name.endswith('weight') else 'bias')
 
 
+def _as_multi_head(tree: dict, heads: int) -> dict:
+  """The GPT-2 tree with Flax ``MultiHeadDotProductAttention`` leaves: the
+  fused ``c_attn`` split into ``query``/``key``/``value`` kernels ``(D,
+  heads, head_dim)`` and biases ``(heads, head_dim)``, ``c_proj`` as ``out``
+  ``(heads, head_dim, D)``; same values."""
+  out = {}
+  for name, node in tree.items():
+    if not (isinstance(node, dict) and 'c_attn' in node):
+      out[name] = node
+      continue
+    block = {}
+    for key, module in node.items():
+      if key == 'c_attn':
+        w, b = module['kernel'], module['bias']  # (5, D, 3D), (5, 3D)
+        d = w.shape[2]
+        attention = {}
+        for k, part in enumerate(('query', 'key', 'value')):
+          attention[part] = {
+              'kernel': w[:, :, k * d // 3:(k + 1) * d // 3].reshape(
+                  w.shape[0], w.shape[1], heads, -1),
+              'bias': b[:, k * d // 3:(k + 1) * d // 3].reshape(
+                  b.shape[0], heads, -1)}
+        block['attention'] = attention
+      elif key == 'c_proj':
+        w = module['kernel']
+        block['attention']['out'] = {
+            'kernel': w.reshape(w.shape[0], heads, -1, w.shape[-1]),
+            'bias': module['bias']}
+      else:
+        block[key] = module
+    out[name] = block
+  return out
+
+
 def _load(model: str):
   """(params tree of 5-state windows, names, paths, fixture)."""
   z = np.load(FIXTURES / f'nino_gnn_{model}.npz')
@@ -180,6 +214,41 @@ class EquivalenceTest(parameterized.TestCase):
         scale = np.abs(want).max()
         np.testing.assert_allclose(got / scale, want / scale, rtol=0,
                                    atol=1e-5, err_msg=f'{name} k={horizon}')
+
+
+  def test_flax_multi_head_attention_is_placed_as_fused_attention(self):
+    # The same GPT-2 with Flax's MultiHeadDotProductAttention layout: the
+    # same graph (heads read from the kernels' shapes) and forecasts.
+    tree, _, _, z = _load('gpt')
+    mha = _as_multi_head(tree, heads=2)
+    states = jax.tree.map(lambda w: w[-1], mha)
+    infos = _neural_graph.leaf_infos(
+        states, order=_neural_graph.forward_order(mha))
+    graph = _neural_graph.neural_graph(infos)  # no heads given
+    self.assertEqual(graph.unplaced, ())
+    np.testing.assert_array_equal(
+        _edge_multiset(graph.src, graph.dst, graph.edge_type),
+        _edge_multiset(z['edge_index'][0], z['edge_index'][1],
+                       z['edge_type']))
+    # Every edge carries the same values as in the fused layout (q/k/v
+    # are separate tensors here, so NiNo scales them apart: compare the
+    # unscaled features), and forecasts come back in the leaves' shapes.
+    fused = _neural_graph.neural_graph(_infos(tree), 2)
+
+    def features(g, t):
+      windows = [jnp.asarray(w) for w in jax.tree.leaves(t)]
+      attr = np.asarray(_nino.graph_attr(g, dict(enumerate(windows))))
+      order = np.lexsort((g.edge_type, g.dst, g.src))
+      return attr[order]
+
+    np.testing.assert_array_equal(features(graph, mha), features(fused, tree))
+    weights = onc.forecasters.load('nino').weights
+    out = _nino.forecast_on_graph(
+        weights, graph, [tuple(jnp.asarray(w)) for w in jax.tree.leaves(mha)],
+        jnp.array([10.0]), [''] * len(infos))
+    for got, info in zip(out, infos):
+      self.assertEqual(got.shape, (1,) + info.shape)
+      self.assertTrue(bool(jnp.all(jnp.isfinite(got))))
 
 
 class InsideNowcastTest(absltest.TestCase):
