@@ -52,6 +52,14 @@ NINO_SHA256 = (
 LICENSE = 'LICENSE'
 
 
+def _dense(state: dict[str, np.ndarray], name: str) -> dict[str, np.ndarray]:
+  """PyTorch's ``Linear`` ``name`` (``(out, in)``, ``x W^T + b``) as our
+  ``{'kernel': (in, out), 'bias'}``."""
+  return {'kernel': np.ascontiguousarray(state[f'{name}.weight'].T,
+                                         np.float32),
+          'bias': np.asarray(state[f'{name}.bias'], np.float32)}
+
+
 def nino_mlp_weights(state: dict[str, np.ndarray],
                      model_args: Optional[dict] = None) -> dict[str, Any]:
   """``nino-mlp`` weights from the state dict of NiNo's ``NiNoModel(gnn=False)``.
@@ -84,10 +92,7 @@ def nino_mlp_weights(state: dict[str, np.ndarray],
         'not a NiNo-MLP state dict: expected layer_embed, edge_proj.fc.0 and'
         f' edge_mlp.fc.0, .2, ..., got {sorted(state)}')
 
-  def dense(name):
-    return {'kernel': np.ascontiguousarray(state[f'{name}.weight'].T,
-                                           np.float32),
-            'bias': np.asarray(state[f'{name}.bias'], np.float32)}
+  dense = lambda name: _dense(state, name)
 
   return {
       'embed': np.asarray(state['layer_embed.weight'], np.float32),
@@ -133,10 +138,7 @@ def nino_graph_weights(state: dict[str, np.ndarray],
         f' updates): missing {sorted(expected - set(state))}, unexpected'
         f' {sorted(set(state) - expected)}')
 
-  def dense(name):
-    return {'kernel': np.ascontiguousarray(state[f'{name}.weight'].T,
-                                           np.float32),
-            'bias': np.asarray(state[f'{name}.bias'], np.float32)}
+  dense = lambda name: _dense(state, name)
 
   layers = []
   for l in range(2):
@@ -200,29 +202,40 @@ def convert_nino(archive: Any, mlp_archive: Any, out: Any, *,
              'mlp': nino_mlp_weights(mlp_state,
                                      mlp_extras.get('model_args'))}
   _nino._check_weights(weights)  # pylint: disable=protected-access
+  args = lambda e: {k: repr(v) for k, v in e.get('model_args', {}).items()}
+  return _write(
+      out, 'nino', weights, license_file, command,
+      config={'window': _nino.WINDOW, 'width': _nino.WIDTH,
+              'message_layers': _nino.LAYERS, 'horizons': _nino.HORIZONS,
+              'types': _nino.NUM_TYPES, 'positions': 8, 'features': 9,
+              'scale': 'std', 'eps': _nino.EPS},
+      source=dict(SOURCE, file='checkpoints/nino_no_posw.pt',
+                  sha256=digest, model_args=args(extras),
+                  fallback={'file': 'checkpoints/nino_mlp.pt',
+                            'sha256': mlp_digest,
+                            'model_args': args(mlp_extras)},
+                  omitted='gnn.convs.2 (its node features reach no edge'
+                          ' output)'))
+
+
+def _write(out: pathlib.Path, kind: str, weights: Any,
+           license_file: pathlib.Path, command: Optional[str], *,
+           config: dict, source: dict) -> dict:
+  """Saves a converted checkpoint with its manifest and NiNo's licence."""
+  # save() replaces only a directory of its own files: set the licence aside.
   if (out / LICENSE).is_file():
     (out / LICENSE).unlink()
-  args = lambda e: {k: repr(v) for k, v in e.get('model_args', {}).items()}
   manifest = {
       'forecaster': {},
-      'config': {'window': _nino.WINDOW, 'width': _nino.WIDTH,
-                 'message_layers': _nino.LAYERS, 'horizons': _nino.HORIZONS,
-                 'types': _nino.NUM_TYPES, 'positions': 8, 'features': 9,
-                 'scale': 'std', 'eps': _nino.EPS},
-      'source': dict(SOURCE, file='checkpoints/nino_no_posw.pt',
-                     sha256=digest, model_args=args(extras),
-                     fallback={'file': 'checkpoints/nino_mlp.pt',
-                               'sha256': mlp_digest,
-                               'model_args': args(mlp_extras)},
-                     omitted='gnn.convs.2 (its node features reach no edge'
-                             ' output)'),
+      'config': config,
+      'source': source,
       'data': 'NiNo\'s meta-training corpus (not here): 300 FM-16, 300'
               ' C10-16 and 200 + 200 small GPT-2 LM Adam runs; L1 loss over'
               ' 40 horizons of 200 steps',
       'machine': f'{platform.machine()}, {platform.python_version()}',
       'command': command or 'python -m optax_nowcast.lab.meta.nino',
   }
-  _io.save(out, 'nino', weights, manifest=manifest)
+  _io.save(out, kind, weights, manifest=manifest)
   shutil.copyfile(license_file, out / LICENSE)
   return _io.read_manifest(out)
 
@@ -245,36 +258,19 @@ def convert_nino_mlp(archive: Any, out: Any, *, license_file: Any,
   license_file = pathlib.Path(license_file)
   if not license_file.is_file():
     raise FileNotFoundError(f'license_file {str(license_file)!r} is missing')
-  digest = sha256_file(archive)
-  if digest != NINO_MLP_SHA256:
-    raise ValueError(
-        f'{str(archive)!r} has sha256 {digest}, not that of the released'
-        f' nino_mlp.pt ({NINO_MLP_SHA256})')
-  state, extras = torch_archive.state_dict(archive)
+  state, extras, digest = _checked_state(archive, NINO_MLP_SHA256,
+                                         'nino_mlp.pt')
   weights = nino_mlp_weights(state, extras.get('model_args'))
   window, width, depth, horizons, num_types = _nino_mlp._check_weights(  # pylint: disable=protected-access
       weights)
-  # save() replaces only a directory of its own files: set the licence aside.
-  if (out / LICENSE).is_file():
-    (out / LICENSE).unlink()
-  manifest = {
-      'forecaster': {},
-      'config': {'window': window, 'width': width, 'hidden_layers': depth,
-                 'horizons': horizons, 'types': num_types,
-                 'scale': 'std', 'eps': _nino_mlp.EPS},
-      'source': dict(SOURCE, file='checkpoints/nino_mlp.pt',
-                     sha256=digest,
-                     model_args={k: repr(v) for k, v in
-                                 extras.get('model_args', {}).items()}),
-      'data': 'NiNo\'s meta-training corpus (not here): 300 FM-16, 300'
-              ' C10-16 and 200 + 200 small GPT-2 LM Adam runs; L1 loss over'
-              ' 40 horizons of 200 steps',
-      'machine': f'{platform.machine()}, {platform.python_version()}',
-      'command': command or 'python -m optax_nowcast.lab.meta.nino',
-  }
-  _io.save(out, 'nino-mlp', weights, manifest=manifest)
-  shutil.copyfile(license_file, out / LICENSE)
-  return _io.read_manifest(out)
+  return _write(
+      out, 'nino-mlp', weights, license_file, command,
+      config={'window': window, 'width': width, 'hidden_layers': depth,
+              'horizons': horizons, 'types': num_types,
+              'scale': 'std', 'eps': _nino_mlp.EPS},
+      source=dict(SOURCE, file='checkpoints/nino_mlp.pt', sha256=digest,
+                  model_args={k: repr(v) for k, v in
+                              extras.get('model_args', {}).items()}))
 
 
 @dataclasses.dataclass
