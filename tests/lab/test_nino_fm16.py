@@ -114,6 +114,7 @@ def _reference_fm16(params, x, mean=0.1307, std=0.3081):
   return h @ params['Dense_0']['kernel'] + params['Dense_0']['bias']
 
 
+@pytest.mark.slow
 def test_fm16_is_nino_net_with_its_normalisation_and_gradients():
   model = tasks.NiNoConvNet()
   x = jax.random.uniform(jax.random.key(1), (4, 28, 28, 1))  # pixels [0, 1]
@@ -163,8 +164,9 @@ def test_fm16_starts_from_pytorch_default_init():
 @pytest.mark.parametrize('shape, features, strides, padding', [
     ((3, 28, 28, 1), 16, 2, 'VALID'),   # NiNo's first conv: 28 -> 13
     ((3, 13, 13, 16), 32, 1, 'SAME'),   # its second and third
-    ((2, 28, 28, 3), 5, 2, 'SAME'),     # the stride-2 ConvNet's
-    ((2, 9, 9, 4), 6, 1, 'VALID'),
+    pytest.param((2, 28, 28, 3), 5, 2, 'SAME',  # the stride-2 ConvNet's
+                 marks=pytest.mark.slow),
+    pytest.param((2, 9, 9, 4), 6, 1, 'VALID', marks=pytest.mark.slow),
 ])
 def test_conv3x3_equals_flax_conv(impl, shape, features, strides, padding):
   x = jax.random.normal(jax.random.key(4), shape)
@@ -244,6 +246,7 @@ def test_batches_are_torch_like_epochs_with_a_partial_last_batch():
   np.testing.assert_array_equal(idx, again)
 
 
+@pytest.mark.slow
 def test_benchmark_runs_resumes_skips_bad_methods_and_tables(tmp_path,
                                                              capsys):
   bench = _bench()

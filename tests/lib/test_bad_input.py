@@ -217,8 +217,8 @@ def test_a_manifest_of_a_newer_format_says_to_upgrade(tmp_path):
 
 def test_an_unknown_kind_in_the_manifest_is_named(tmp_path):
   ckpt = _copy_wnn(tmp_path)
-  _edit_manifest(ckpt, kind='nino')
-  with pytest.raises(ValueError, match="unknown kind 'nino' in .*manifest.json"):
+  _edit_manifest(ckpt, kind='nosuch')
+  with pytest.raises(ValueError, match="unknown kind 'nosuch' in .*manifest.json"):
     forecasters.load_from(ckpt)
 
 
@@ -254,7 +254,7 @@ def test_a_forecaster_entry_that_is_not_a_dict_is_named(tmp_path):
 @pytest.mark.parametrize(
     'kind,weights,manifest,match',
     [
-        ('nino', 'wnn', None, r"kind must be one of \['introspection', 'multihorizon', 'nino-mlp', 'wnn'\], got 'nino'"),
+        ('nosuch', 'wnn', None, r"kind must be one of \['introspection', 'multihorizon', 'nino', 'nino-mlp', 'wnn'\], got 'nosuch'"),
         (['wnn'], 'wnn', None, r"kind must be one of .*got \['wnn'\]"),
         ('wnn', 'introspection', None, 'weights must have exactly the labels'),
         ('introspection', 'wnn', None, 'weights does not match the network'),

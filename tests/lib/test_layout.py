@@ -54,14 +54,14 @@ def test_every_registered_forecaster_describes_itself(name):
 
 def test_the_registry_rejects_unknown_names():
   with pytest.raises(ValueError, match="name must be one of .*'wnn'"):
-    _registry.get('nino')
+    _registry.get('nosuch')
 
 
 def test_forecasters_exports_what_a_user_calls():
   assert set(onc.forecasters.__all__) == {
-      'Forecaster', 'LABELS', 'Standardize', 'introspection', 'last',
-      'linear', 'load', 'load_from', 'multihorizon', 'quadratic', 'save',
-      'wnn'}
+      'Forecaster', 'LABELS', 'LeafInfo', 'Standardize', 'introspection',
+      'last', 'linear', 'load', 'load_from', 'multihorizon', 'nino',
+      'nino_mlp', 'quadratic', 'save', 'wnn'}
   for name in onc.forecasters.__all__:
     assert getattr(onc.forecasters, name) is not None
   with pytest.raises(AttributeError):

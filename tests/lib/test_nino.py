@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 import optax_nowcast as onc
 from optax_nowcast.forecasters import _neural_graph
 from optax_nowcast.forecasters import _nino
@@ -216,6 +217,7 @@ class EquivalenceTest(parameterized.TestCase):
                                    atol=1e-5, err_msg=f'{name} k={horizon}')
 
 
+  @pytest.mark.slow  # compiles the whole graph network twice
   def test_flax_multi_head_attention_is_placed_as_fused_attention(self):
     # The same GPT-2 with Flax's MultiHeadDotProductAttention layout: the
     # same graph (heads read from the kernels' shapes) and forecasts.
@@ -277,6 +279,7 @@ class InsideNowcastTest(absltest.TestCase):
     for got, want in zip(jax.tree.leaves(params), expected):
       np.testing.assert_allclose(got, want[0], rtol=0, atol=1e-5)
 
+  @pytest.mark.slow  # compiles the whole graph network twice
   def test_checked_jump_runs_once_and_keeps_the_best_horizon(self):
     # value_fn is the distance to NiNo's forecast at twice the horizon: the
     # checked jump must pick select's 2.0 and land exactly there.

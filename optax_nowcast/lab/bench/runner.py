@@ -114,6 +114,8 @@ def _nino(task: tasks_lib.Task, ds: Any) -> onc.forecasters.Forecaster:
   (from a fresh init) and, for a transformer, its heads."""
   import jax  # pylint: disable=g-import-not-at-top
   model = task.model()
+  if ds is None:
+    ds = data_lib.load(task.dataset)
   example = tasks_lib.problem(task, ds).example
   params = model.init(jax.random.key(0), example)['params']
   return onc.forecasters.load('nino', params=params,
