@@ -1,6 +1,6 @@
 """What a checked jump sees: the minibatch loss at each candidate of a jump.
 
-Trains a benchmark task with Adam + ``nowcast(load('multihorizon'))`` on
+Trains a benchmark task with Adam + ``nowcast(load(--forecaster))`` on
 NiNo's step schedule with checked jumps (``value_fn`` = the step's minibatch
 loss, as ``multihorizon-select`` in the benchmark) and prints, at every
 jump, the loss at ``p_n`` (no jump) and at the forecast for each multiple of
@@ -14,6 +14,8 @@ losses are printed.
   python benchmarks/select_probe.py --task mnist-cnn --steps 1600
   python benchmarks/select_probe.py --task mnist-cnn --steps 500 --only Conv3x3
   python benchmarks/select_probe.py --task mnist-cnn --steps 1600 --lookahead 20
+  python benchmarks/select_probe.py --task mnist-cnn --steps 500 \
+      --learning-rate 3e-3 --forecaster nino --only Conv3x3
 """
 
 import argparse
@@ -38,8 +40,15 @@ def main():
   parser.add_argument('--only', default='',
                       help='comma-separated path substrings of the leaves'
                       ' that jump (default: all)')
+  parser.add_argument('--forecaster', default='multihorizon',
+                      help="a shipped forecaster with horizons: multihorizon,"
+                      " nino-mlp or nino")
+  parser.add_argument('--learning-rate', type=float, default=None,
+                      help="the task's Adam rate (default: its tuned one)")
   args = parser.parse_args()
   task = tasks.get(args.task)
+  if args.learning_rate is not None:
+    task = task.replace(learning_rate=args.learning_rate)
   schedule = runner.nino_schedule(task.steps)
   schedule['last_jump_step'] = None
   select = tuple(float(s) for s in args.select.split(','))
@@ -50,7 +59,11 @@ def main():
       return jax.tree_util.tree_map_with_path(
           lambda path, _: any(k in jax.tree_util.keystr(path) for k in keep),
           params)
-  inner = onc.nowcast(onc.forecasters.load('multihorizon'),
+  if args.forecaster == 'nino':
+    forecaster = runner._nino(task, None)  # pylint: disable=protected-access
+  else:
+    forecaster = onc.forecasters.load(args.forecaster)
+  inner = onc.nowcast(forecaster,
                       horizon=onc.schedules.NINO_HORIZONS, select=select,
                       mask=mask, **schedule)
   losses, after = [], []
@@ -73,7 +86,8 @@ def main():
                                        'NowcastState')[0][1]
   per_jump = 1 + len(select)
   every = schedule['record_every'] * schedule['jump_every']
-  print(f"{args.task}: lr {task.learning_rate:g}, a jump every {every} steps"
+  print(f"{args.task}: {args.forecaster}, lr {task.learning_rate:g}, a jump"
+        f" every {every} steps"
         f" (horizons {onc.schedules.NINO_HORIZONS[:3]}... records of"
         f" {schedule['record_every']} steps); jumping leaves:"
         f" {args.only or 'all'}")
