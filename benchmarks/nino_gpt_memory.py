@@ -6,16 +6,41 @@ per-weight forecasters' streamed jump (``results/jump_memory.md``).
 
   python benchmarks/nino_gpt_memory.py
 """
-import sys, time, jax, jax.numpy as jnp
-sys.path.insert(0, 'benchmarks')
-import optax, optax_nowcast as onc
-from step_overhead import GPT
-from optax_nowcast.forecasters import _neural_graph
-g = GPT(); p = g.init(jax.random.key(0), jnp.zeros((1, 8), jnp.int32))['params']
-t = time.time(); graph = onc.nino_graph(p); print('graph', graph.num_nodes, graph.num_edges, f'{time.time()-t:.1f}s', flush=True)
-f = onc.forecasters.load('nino', params=p)
-tx = optax.chain(optax.adam(1e-3), onc.nowcast(f, record_every=1, jump_every=5, horizon=10.0, last_jump_step=100))
-st = tx.init(p)
-step = jax.jit(lambda p, s, g: tx.update(g, s, p), donate_argnums=(0, 1))
-t = time.time(); c = step.lower(p, st, p).compile(); print(f'compile {time.time()-t:.1f}s', flush=True)
-print('temp MB', c.memory_analysis().temp_size_in_bytes / 2**20)
+
+import pathlib
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import optax
+
+import optax_nowcast as onc
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from step_overhead import GPT  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+def main():
+  params = GPT().init(jax.random.key(0), jnp.zeros((1, 8), jnp.int32))[
+      'params']
+  start = time.perf_counter()
+  graph = onc.nino_graph(params)
+  print(f'graph: {graph.num_nodes:,} nodes, {graph.num_edges:,} edges,'
+        f' {len(graph.unplaced)} leaves not placed,'
+        f' {time.perf_counter() - start:.1f} s', flush=True)
+  forecaster = onc.forecasters.load('nino', params=params)
+  tx = optax.chain(optax.adam(1e-3), onc.nowcast(
+      forecaster, record_every=1, jump_every=5, horizon=10.0,
+      last_jump_step=100))
+  state = tx.init(params)
+  step = jax.jit(lambda p, s, g: tx.update(g, s, p), donate_argnums=(0, 1))
+  start = time.perf_counter()
+  compiled = step.lower(params, state, params).compile()
+  print(f'compile: {time.perf_counter() - start:.1f} s')
+  temp = compiled.memory_analysis().temp_size_in_bytes / 2**20
+  print(f'temporaries: {temp:.0f} MB')
+
+
+if __name__ == '__main__':
+  main()
