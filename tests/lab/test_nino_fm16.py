@@ -67,6 +67,7 @@ def _count(params) -> int:
 # --------------------------------------------------------------- the model
 
 
+@pytest.mark.slow
 def test_fm16_has_nino_params_and_layout():
   model = tasks.NiNoConvNet()
   params = model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))['params']

@@ -27,6 +27,11 @@ import optax_nowcast as onc
 from optax_nowcast.forecasters import _neural_graph
 from optax_nowcast.forecasters import _nino
 
+# Compiling dominates: LLVM's -O0 (as the contract battery) changes no
+# result these tests check, only how fast the CPU code runs.
+_jit = lambda f: jax.jit(
+    f, compiler_options={'xla_backend_optimization_level': 0})
+
 FIXTURES = pathlib.Path(__file__).resolve().parents[1] / 'fixtures' / 'nino'
 HORIZONS = (1, 10, 40)
 
@@ -203,7 +208,7 @@ class EquivalenceTest(parameterized.TestCase):
     graph = graph._replace(positions=z['pos'])  # the reference's own signs
     weights = onc.forecasters.load('nino').weights
     windows = [tuple(jnp.asarray(w)) for w in jax.tree.leaves(tree)]
-    out = jax.jit(lambda ws: _nino.forecast_on_graph(
+    out = _jit(lambda ws: _nino.forecast_on_graph(
         weights, graph, ws, jnp.array(HORIZONS, jnp.float32),
         [''] * len(ws)))(windows)
     flat_paths = [tuple(_neural_graph._key(k) for k in p) for p, _ in
@@ -266,16 +271,17 @@ class InsideNowcastTest(absltest.TestCase):
                      last_jump_step=5)
     params = states[0]
     state = tx.init(params)
-    step = jax.jit(tx.update)
+    step = _jit(tx.update)
     for t in range(5):  # updates that move the params to states[t]
       updates = jax.tree.map(lambda a, b: a - b, states[t], params)
       updates, state = step(updates, state, params)
       params = optax.apply_updates(params, updates)
     self.assertEqual(int(state.jumps), 1)
     windows = [tuple(jnp.asarray(w)) for w in jax.tree.leaves(tree)]
-    expected = _nino.forecast_leaves(
-        f.weights, windows, jnp.arange(-4.0, 1.0), jnp.array([10.0]),
-        _infos(tree))
+    infos = _infos(tree)
+    expected = _jit(lambda ws: _nino.forecast_leaves(
+        f.weights, ws, jnp.arange(-4.0, 1.0), jnp.array([10.0]), infos))(
+            windows)
     for got, want in zip(jax.tree.leaves(params), expected):
       np.testing.assert_allclose(got, want[0], rtol=0, atol=1e-5)
 
@@ -301,7 +307,7 @@ class InsideNowcastTest(absltest.TestCase):
                      select=(0.5, 1.0, 2.0))
     params = states[0]
     state = tx.init(params)
-    step = jax.jit(lambda u, s, p: tx.update(u, s, p, value_fn=value_fn))
+    step = _jit(lambda u, s, p: tx.update(u, s, p, value_fn=value_fn))
     for t in range(5):
       updates = jax.tree.map(lambda a, b: a - b, states[t], params)
       updates, state = step(updates, state, params)
@@ -327,7 +333,7 @@ class InsideNowcastTest(absltest.TestCase):
 
     with warnings.catch_warnings(record=True) as caught:
       warnings.simplefilter('always')
-      out = jax.jit(forecast)(windows)
+      out = _jit(forecast)(windows)
       jax.eval_shape(forecast, windows)  # traced again: no second warning
     messages = [str(w.message) for w in caught]
     self.assertLen(messages, 1)
