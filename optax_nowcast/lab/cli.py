@@ -128,6 +128,18 @@ def _bench(args: argparse.Namespace) -> int:
   from optax_nowcast.lab.bench import speedup  # pylint: disable=g-import-not-at-top
   from optax_nowcast.lab import tasks  # pylint: disable=g-import-not-at-top
 
+  if args.prune:
+    if args.out is None:
+      raise ValueError('--prune needs --out DIR (the benchmark to prune)')
+    dropped = runner.prune(pathlib.Path(args.out) / 'runs',
+                           dry_run=args.dry_run)
+    verb = 'would drop' if args.dry_run else 'dropped'
+    for file, why in dropped:
+      print(f'{verb} {file}: {why}')
+    print(f'{verb} {len(dropped)} saved runs')
+    return 0
+  if args.dry_run:
+    raise ValueError('--dry-run goes with --prune')
   if args.suite == bool(args.task):
     raise ValueError('give exactly one of --task T and --suite')
   if args.task:
@@ -193,18 +205,56 @@ def _tune(args: argparse.Namespace) -> int:
   for name in names:
     tasks.get(name)
   command = 'optax-nowcast ' + ' '.join(sys.argv[1:])
+  peer = args.method != 'adam'
+  cache = (pathlib.Path(args.bench_cache) if peer
+           else pathlib.Path(args.out) / 'runs')
   for name in names:
-    rep = tune.sweep(name, cache_dir=pathlib.Path(args.out) / 'runs',
-                     seed=args.seed, steps=args.steps,
-                     progress=not args.no_progress, command=command)
+    rep = tune.sweep(name, cache_dir=cache, seed=args.seed, steps=args.steps,
+                     progress=not args.no_progress, command=command,
+                     method=args.method)
     paths = tune.write(rep, args.out)
     print(tune.markdown(rep))
     registered = tasks.get(name).learning_rate
-    verdict = ('the registered rate is the best' if
-               rep['best_learning_rate'] == registered else
-               f"register learning_rate={rep['best_learning_rate']:g} for"
-               f' {name} in optax_nowcast/lab/tasks.py (now {registered:g})')
+    if peer:
+      verdict = (f"{args.method}'s best rate on {name} is"
+                 f" {rep['best_factor']:g} x Adam's; the benchmark reads it"
+                 f' from {paths["json"]} (register it in'
+                 ' optax_nowcast/lab/peers.py TUNED)')
+    else:
+      verdict = ('the registered rate is the best' if
+                 rep['best_learning_rate'] == registered else
+                 f"register learning_rate={rep['best_learning_rate']:g} for"
+                 f' {name} in optax_nowcast/lab/tasks.py (now'
+                 f' {registered:g})')
     print(f'{verdict}; wrote {paths["json"]} and {paths["md"]}\n')
+  return 0
+
+
+def _robustness(args: argparse.Namespace) -> int:
+  import pathlib  # pylint: disable=g-import-not-at-top
+  from optax_nowcast.lab import tasks  # pylint: disable=g-import-not-at-top
+  from optax_nowcast.lab.bench import robustness  # pylint: disable=g-import-not-at-top
+  from optax_nowcast.lab.bench import runner  # pylint: disable=g-import-not-at-top
+
+  names = [t.strip() for t in args.task.split(',') if t.strip()]
+  if not names:
+    raise ValueError('give --task T[,T...]')
+  for name in names:
+    tasks.get(name)
+  methods = [m.strip() for m in args.methods.split(',') if m.strip()]
+  for m in methods:
+    if m not in runner.METHODS or m == 'adam-sweep':
+      raise ValueError(f'methods must be among {runner.METHODS} (not'
+                       f' adam-sweep), got {m!r}')
+  command = 'optax-nowcast ' + ' '.join(sys.argv[1:])
+  for name in names:
+    rep = robustness.run(
+        name, methods, target=robustness.suite_target(name, args.suite_dir),
+        cache_dir=pathlib.Path(args.suite_dir) / 'runs', seed=args.seed,
+        progress=not args.no_progress, command=command)
+    paths = robustness.write(rep, args.out)
+    print(robustness.markdown(rep))
+    print(f'wrote {", ".join(str(p) for p in paths.values())}\n')
   return 0
 
 
@@ -366,6 +416,13 @@ def build_parser() -> argparse.ArgumentParser:
                      ' (K = 0 .. N-1) and save them, writing no report: start'
                      ' N processes to use N cores, then report with'
                      ' --saved-only')
+  bench.add_argument('--prune', action='store_true',
+                     help='train nothing: delete the runs saved under'
+                     ' --out/runs whose settings no longer match any method'
+                     ' (an unknown method, task or file, or another'
+                     ' fingerprint)')
+  bench.add_argument('--dry-run', action='store_true',
+                     help='with --prune: only say what it would delete')
   bench.set_defaults(func=_bench)
 
   tune_parser = sub.add_parser(
@@ -381,9 +438,38 @@ def build_parser() -> argparse.ArgumentParser:
   tune_parser.add_argument('--out', default='results/lr_sweep',
                            type=_out_dir, help='output directory')
   tune_parser.add_argument('--seed', type=int, default=0, help='the seed')
+  tune_parser.add_argument(
+      '--method', default='adam', choices=('adam', *runner.PEERS),
+      help="adam (the task's optimizer), or a peer of the benchmark, swept"
+      " at x1/2, x1, x2 the task's Adam rate (extended past an edge)")
+  tune_parser.add_argument(
+      '--bench-cache', default='results/suite/runs',
+      help="where a peer's runs are saved: the benchmark's --out/runs, so"
+      ' that it reuses them')
   tune_parser.add_argument('--no-progress', action='store_true',
                            help='hide the progress bar')
   tune_parser.set_defaults(func=_tune)
+
+  robust = add_parser(
+      'robustness', help='Steps to the target at untuned learning rates.',
+      description=(
+          "Trains each method at 1/8, 1/4, 1/2, 1 and 2 times its own tuned"
+          ' rate (one seed) and writes steps to the target of the task\'s'
+          ' suite report as <task>.json, .md and .png (steps against the'
+          ' rate) under --out. Runs are the benchmark\'s, saved under'
+          ' --suite-dir/runs and reused.'))
+  robust.add_argument('--task', default='',
+                      help=f'comma-separated registered tasks: {task_list}')
+  robust.add_argument('--methods', default='adam,multihorizon,sf-adamw',
+                      help='comma-separated benchmark methods')
+  robust.add_argument('--suite-dir', default='results/suite',
+                      help='the benchmark output whose target and runs to use')
+  robust.add_argument('--out', default='results/robustness', type=_out_dir,
+                      help='output directory')
+  robust.add_argument('--seed', type=int, default=0, help='the seed')
+  robust.add_argument('--no-progress', action='store_true',
+                      help='hide the progress bar')
+  robust.set_defaults(func=_robustness)
   return parser
 
 

@@ -385,6 +385,8 @@ def train(
     value_fn: Optional[Callable[[Callable[[Any], jax.Array],
                                  Callable[[Any], jax.Array]],
                                 Callable[[Any], jax.Array]]] = None,
+    optimizer: Optional[optax.GradientTransformation] = None,
+    eval_params: Optional[Callable[[Any, Any], Any]] = None,
 ) -> TrainResult:
   """Trains ``task`` from seed ``seed``.
 
@@ -407,6 +409,10 @@ def train(
       steps). E.g. ``lambda batch, _: batch``, or a look-ahead
       (:func:`optax_nowcast.lookahead`). Default: no ``value_fn`` (with
       one, every nowcast in the chain is checked).
+    optimizer: Replaces the task's optimizer (``task.make_optimizer()``),
+      e.g. a peer of the benchmark; ``wrap_tx`` still applies.
+    eval_params: ``(opt_state, params) -> params`` to evaluate instead of
+      the params, e.g. the averaged iterate of a schedule-free optimizer.
 
   Returns:
     A :class:`TrainResult` with the task's metric every ``task.eval_every``
@@ -414,7 +420,7 @@ def train(
   """
   ds = dataset if dataset is not None else data_lib.load(task.dataset)
   model = task.model()
-  tx = task.make_optimizer()
+  tx = task.make_optimizer() if optimizer is None else optimizer
   if wrap_tx is not None:
     tx = wrap_tx(tx)
   key = jax.random.key(seed)
@@ -443,7 +449,11 @@ def train(
                                    **extra)
     return (optax.apply_updates(params, updates), opt_state), loss
 
-  metric_fn = jax.jit(evaluate)
+  if eval_params is None:
+    metric_fn = jax.jit(lambda params, opt_state: evaluate(params))
+  else:
+    metric_fn = jax.jit(
+        lambda params, opt_state: evaluate(eval_params(opt_state, params)))
 
   chunk_fns = {}
 
@@ -474,7 +484,7 @@ def train(
       on_snapshot(stop, jax.device_get(params))
     if stop % task.eval_every == 0 or stop == task.steps:
       eval_steps.append(stop)
-      eval_metric.append(float(metric_fn(params)))
+      eval_metric.append(float(metric_fn(params, opt_state)))
       eval_seconds.append(seconds)
       eval_jumps.append(nowcast_jumps(opt_state))
       if on_eval is not None:

@@ -168,7 +168,7 @@ def test_nino_schedule_records_50_times_and_jumps_every_5_records(
 
 @pytest.mark.parametrize('method', [m for m in runner.METHODS
                                     if m not in ('adam', 'adam-sweep',
-                                                 'adam-cosine')])
+                                                 *runner.PEERS)])
 def test_every_nowcast_method_chains_a_nowcast(method):
   task = runner.tasks_lib.get('digits-mlp')
   tx = runner._wrap(method, task, 22)(optax.adam(1e-3))

@@ -25,7 +25,7 @@ def test_sharded_history_no_collectives_and_same_numbers_as_one_device():
       p for p in (root, env.get('PYTHONPATH')) if p)
   proc = subprocess.run(
       [sys.executable, str(SCRIPT)], capture_output=True, text=True,
-      env=env, timeout=600, check=False)
+      env=env, timeout=1500, check=False)
   assert proc.returncode == 0, proc.stdout + proc.stderr
   assert 'ALL OK' in proc.stdout, proc.stdout + proc.stderr
 
@@ -38,7 +38,7 @@ def test_sharded_training_example_keeps_the_history_sharded():
       p for p in (root, env.get('PYTHONPATH')) if p)
   proc = subprocess.run(
       [sys.executable, str(example), '--epochs', '6'], capture_output=True,
-      text=True, env=env, timeout=600, check=False)
+      text=True, env=env, timeout=1500, check=False)
   assert proc.returncode == 0, proc.stdout + proc.stderr
   out = proc.stdout
   assert '8 devices; history sharded like the params: True' in out

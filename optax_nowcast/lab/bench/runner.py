@@ -8,8 +8,13 @@ Methods, each through ``nowcast``:
 - ``adam-sweep``: the same at 1/3x, 1x and 3x the learning rate; its curve is
   the best of the three at each evaluation, its seconds those of one run
   (as if the best learning rate were known at every evaluation).
-- ``adam-cosine``: the tuned learning rate with cosine decay to zero at the
-  budget.
+- ``adam-cosine``, ``adam-wsd``, ``sf-adamw``, ``lookahead``, ``snoo``: the
+  peers a user would pick instead (:mod:`optax_nowcast.lab.peers`), each at
+  its own tuned peak rate (:func:`peer_factor`).
+- ``<forecaster>+cosine``, ``<forecaster>+wsd``: the forecaster's nowcast
+  on top of ``adam-cosine``'s or ``adam-wsd``'s schedule at that peer's tuned
+  rate, with no jump once the rate decays (after half the budget for the
+  cosine, in the last 20% for WSD).
 - ``linear``, ``quadratic``, ``wnn``, ``multihorizon``: NiNo's step
   schedule (:func:`nino_schedule`): a record every ``budget / 50`` steps, a
   5-record window, a jump every 5 records, none in the last 10% of the
@@ -50,6 +55,7 @@ import tqdm
 
 import optax_nowcast as onc
 from optax_nowcast.lab import data as data_lib
+from optax_nowcast.lab import peers as peers_lib
 from optax_nowcast.lab import tasks as tasks_lib
 from optax_nowcast.lab.bench import speedup
 from optax_nowcast.forecasters import _io as forecaster_io
@@ -58,7 +64,16 @@ METHODS = ('adam', 'adam-sweep', 'adam-cosine', 'linear', 'quadratic',
            'introspection', 'wnn', 'wnn-epoch', 'multihorizon',
            'multihorizon-select', 'linear-guard', 'quadratic-guard',
            'wnn-guard', 'multihorizon-guard', 'nino', 'nino-select',
-           'nino-mlp', 'nino-mlp-select')
+           'nino-mlp', 'nino-mlp-select', 'adam-wsd', 'sf-adamw',
+           'lookahead', 'snoo', 'multihorizon+cosine', 'multihorizon+wsd',
+           'nino+wsd', 'wnn+wsd')
+
+#: The peers (:mod:`optax_nowcast.lab.peers`), each at its tuned rate.
+PEERS = tuple(peers_lib.PEERS)
+#: ``<forecaster>+<schedule>``: the peer whose schedule a nowcast rides on.
+ON_SCHEDULE = {'+cosine': 'adam-cosine', '+wsd': 'adam-wsd'}
+#: Where :func:`peer_factor` looks for a peer's saved sweep.
+SWEEPS = pathlib.Path('results/lr_sweep')
 
 #: Methods whose jumps are checked (``value_fn``, see :func:`_value_fn`).
 CHECKED = ('multihorizon-select', 'nino-select', 'nino-mlp-select')
@@ -104,9 +119,43 @@ def guard_steps(budget: int) -> int:
 
 def _forecaster_name(method: str) -> str:
   """The forecaster behind a method: ``'wnn-guard'`` -> ``'wnn'``."""
-  for suffix in ('-guard', '-select', '-epoch'):
+  for suffix in ('-guard', '-select', '-epoch', *ON_SCHEDULE):
     method = method.removesuffix(suffix)
   return method
+
+
+def _peer_of(method: str) -> Optional[str]:
+  """The peer whose optimizer a method trains with (None: the task's)."""
+  if method in PEERS:
+    return method
+  for suffix, peer in ON_SCHEDULE.items():
+    if method.endswith(suffix):
+      return peer
+  return None
+
+
+def peer_factor(task_name: str, method: str,
+                sweeps: pathlib.Path = SWEEPS) -> float:
+  """A method's peak learning rate as a multiple of the task's Adam rate.
+
+  1 for Adam and the nowcast methods; for a peer (and a nowcast on its
+  schedule) the registered :data:`optax_nowcast.lab.peers.TUNED`, else the
+  best rate of its saved sweep ``<sweeps>/<task>.<peer>.json``.
+
+  Raises:
+    ValueError: A peer with neither.
+  """
+  peer = _peer_of(method)
+  if peer is None:
+    return 1.0
+  if (task_name, peer) in peers_lib.TUNED:
+    return peers_lib.TUNED[(task_name, peer)]
+  file = pathlib.Path(sweeps) / f'{task_name}.{peer}.json'
+  if file.exists():
+    return json.loads(file.read_text())['best_factor']
+  raise ValueError(
+      f'{peer} has no tuned learning rate on {task_name}: run `optax-nowcast'
+      f' tune --task {task_name} --method {peer}` (writes {file})')
 
 
 def _nino(task: tasks_lib.Task, ds: Any) -> onc.forecasters.Forecaster:
@@ -122,12 +171,35 @@ def _nino(task: tasks_lib.Task, ds: Any) -> onc.forecasters.Forecaster:
                               heads=getattr(model, 'heads', None))
 
 
+def nowcast_settings(method: str, task: tasks_lib.Task,
+                     steps_per_epoch: int) -> dict[str, Any]:
+  """``nowcast``'s keyword arguments (all but the forecaster) for a method."""
+  name = _forecaster_name(method)
+  schedule = nino_schedule(task.steps)
+  if method.endswith('-epoch'):
+    schedule = dict(record_every=steps_per_epoch, jump_every=5,
+                    last_jump_step=int(0.9 * task.steps))
+  extra = {}
+  if name in NINO_HORIZON_FORECASTERS:
+    extra['horizon'] = onc.schedules.NINO_HORIZONS
+  if method in CHECKED:
+    schedule['last_jump_step'] = None  # Checked jumps never raise the loss.
+    extra['select'] = SELECT
+  if method.endswith('-guard'):
+    extra['guard_steps'] = guard_steps(task.steps)
+  if (peer := _peer_of(method)) is not None:
+    # No jump once the schedule decays.
+    stop = int(peers_lib.PEERS[peer].decay_from * task.steps)
+    schedule['last_jump_step'] = min(schedule['last_jump_step'] or stop, stop)
+  return dict(**schedule, **extra)
+
+
 def _wrap(method: str, task: tasks_lib.Task, steps_per_epoch: int,
           ds: Any = None
           ) -> Optional[Callable[[optax.GradientTransformation],
                                  optax.GradientTransformation]]:
   """The function that adds ``method``'s nowcast to the task's optimizer."""
-  if method in ('adam', 'adam-sweep', 'adam-cosine'):
+  if method in ('adam', 'adam-sweep', *PEERS):
     return None
   if method == 'introspection':
     steps = sorted({max(2, int(f * task.steps)) for f in (0.3, 0.4, 0.5)})
@@ -143,19 +215,8 @@ def _wrap(method: str, task: tasks_lib.Task, steps_per_epoch: int,
       'nino': lambda: _nino(task, ds),
       'nino-mlp': lambda: onc.forecasters.load('nino-mlp'),
   }[name]()
-  schedule = nino_schedule(task.steps)
-  if method.endswith('-epoch'):
-    schedule = dict(record_every=steps_per_epoch, jump_every=5,
-                    last_jump_step=int(0.9 * task.steps))
-  extra = {}
-  if name in NINO_HORIZON_FORECASTERS:
-    extra['horizon'] = onc.schedules.NINO_HORIZONS
-  if method in CHECKED:
-    schedule['last_jump_step'] = None  # Checked jumps never raise the loss.
-    extra['select'] = SELECT
-  if method.endswith('-guard'):
-    extra['guard_steps'] = guard_steps(task.steps)
-  transform = onc.nowcast(forecaster, **schedule, **extra)
+  transform = onc.nowcast(forecaster,
+                          **nowcast_settings(method, task, steps_per_epoch))
   return lambda tx: optax.chain(tx, transform)
 
 
@@ -220,6 +281,12 @@ def _fingerprint(task: tasks_lib.Task, method: str, lr_factor: float) -> dict:
     key['schedule'] = dict(nino_schedule(task.steps), since='2026-12-02')
   if method == 'adam-cosine':
     key['decay'] = 'cosine'
+  elif (peer := _peer_of(method)) is not None:
+    key['peer'] = dict(
+        name=peer, wsd_decay=peers_lib.WSD_DECAY,
+        sf_warmup=peers_lib.SF_WARMUP,
+        lookahead=[peers_lib.LOOKAHEAD_K, peers_lib.LOOKAHEAD_ALPHA],
+        snoo=[peers_lib.SNOO_K, peers_lib.SNOO_RATE, peers_lib.SNOO_MOMENTUM])
   if method in CHECKED:
     key['check'] = dict(lookahead=LOOKAHEAD_STEPS, select=list(SELECT))
   if name in SHIPPED:
@@ -280,11 +347,18 @@ def _train(task: tasks_lib.Task, seed: int, ds: Any, method: str,
       bar.set_postfix_str(f'{name} seed {seed}: {task.metric} {metric:.4f}'
                           f' at step {step}')
 
-  decay = 'cosine' if method == 'adam-cosine' else task.decay
+  rate = task.learning_rate * lr_factor
+  peer = _peer_of(method)
+  optimizer = eval_params = None
+  if peer is not None:
+    optimizer = peers_lib.PEERS[peer].make(task.optimizer, rate, task.steps)
+    if peer == method:
+      eval_params = peers_lib.PEERS[peer].eval_params
   result = tasks_lib.train(
-      task.replace(learning_rate=task.learning_rate * lr_factor, decay=decay),
-      seed, dataset=ds, wrap_tx=_wrap(method, task, steps_per_epoch, ds),
-      on_eval=on_eval, value_fn=_value_fn(method, task))
+      task.replace(learning_rate=rate), seed, dataset=ds,
+      wrap_tx=_wrap(method, task, steps_per_epoch, ds), on_eval=on_eval,
+      value_fn=_value_fn(method, task), optimizer=optimizer,
+      eval_params=eval_params)
   found = optax.tree.get_all_with_path(result.final_opt_state, 'NowcastState')
   state = found[0][1] if found else None
   run = Run(method, seed, result.eval_steps, result.eval_metric,
@@ -320,17 +394,18 @@ def _setup(task_name: str, methods: Sequence[str], seeds: int,
   return methods, task, ds, steps_per_epoch
 
 
-def _runs_to_train(methods: Sequence[str], seeds: int
+def _runs_to_train(task_name: str, methods: Sequence[str], seeds: int
                    ) -> list[tuple[str, int, float]]:
   """Every distinct run behind ``methods`` x ``seeds``, method by method.
 
   ``adam-sweep`` stands for its learning-rate factors (its 1x member is the
-  ``adam`` run, listed once).
+  ``adam`` run, listed once); a peer runs at its tuned factor.
   """
   methods = ['adam'] + [m for m in dict.fromkeys(methods) if m != 'adam']
   jobs = []
   for m in methods:
-    for factor in SWEEP if m == 'adam-sweep' else (1.0,):
+    for factor in (SWEEP if m == 'adam-sweep'
+                   else (peer_factor(task_name, m),)):
       name = 'adam' if m == 'adam-sweep' else m
       jobs += [(name, s, factor) for s in range(seeds)]
   return list(dict.fromkeys(jobs))
@@ -369,7 +444,7 @@ def train_share(task_name: str, methods: Sequence[str], seeds: int,
                      f' got {worker}')
   methods, task, ds, steps_per_epoch = _setup(task_name, methods, seeds,
                                               steps)
-  share = _runs_to_train(methods, seeds)[worker::workers]
+  share = _runs_to_train(task_name, methods, seeds)[worker::workers]
   bar = tqdm.tqdm(total=len(share) * task.steps, unit='step',
                   desc=f'{task_name} {worker}/{workers}',
                   disable=not progress)
@@ -415,8 +490,12 @@ def run_task(task_name: str, methods: Sequence[str], seeds: int, *,
   better = task.higher_is_better
   if saved_only:
     def complete(m):
+      try:
+        jobs = _runs_to_train(task_name, [m], seeds)
+      except ValueError:  # A peer not tuned yet on this task.
+        return False
       return all(_saved(task, s, name, cache, f) is not None
-                 for name, s, f in _runs_to_train([m], seeds))
+                 for name, s, f in jobs)
     if not complete('adam'):
       raise ValueError(
           f'--saved-only: no saved adam runs for all {seeds} seeds of'
@@ -447,7 +526,7 @@ def run_task(task_name: str, methods: Sequence[str], seeds: int, *,
           [0] * len(sweep[0].eval_steps)))
       continue
     runs.append(_train(task, seed, ds, method, steps_per_epoch, cache,
-                       reuse, bar=bar))
+                       reuse, peer_factor(task_name, method), bar))
   bar.close()
 
   target, rule = speedup.target(
@@ -472,3 +551,70 @@ def run_task(task_name: str, methods: Sequence[str], seeds: int, *,
       command=command or ' '.join(sys.argv),
       runs=[dataclasses.asdict(r) for r in runs],
   )
+
+
+def prune(cache_dir: str | pathlib.Path, *, dry_run: bool = False
+          ) -> list[tuple[pathlib.Path, str]]:
+  """Deletes the saved runs that no method would reuse; returns them.
+
+  A run file ``<cache>/<task>/<method>[-lr<factor>]-s<seed>.json`` is kept
+  only if its task is registered, its method is one of :data:`METHODS` and
+  its saved fingerprint equals the one the benchmark computes now for that
+  method and learning rate (the task's registered settings and budget, the
+  shipped checkpoint). Half-written ``.tmp`` files go too.
+
+  Args:
+    cache_dir: A benchmark's run directory (``--out/runs``).
+    dry_run: Delete nothing; only return what would go.
+
+  Returns:
+    ``(file, why)`` for every file deleted (or that would be).
+  """
+  cache = pathlib.Path(cache_dir)
+  if not cache.is_dir():
+    raise ValueError(f'no saved runs under {cache}')
+  dropped = []
+  for file in sorted(cache.glob('*/*')):
+    why = _stale(file)
+    if why is not None:
+      dropped.append((file, why))
+      if not dry_run:
+        file.unlink()
+  return dropped
+
+
+def _stale(file: pathlib.Path) -> Optional[str]:
+  """Why a saved run would never be reused, or None if it would."""
+  if file.suffix != '.json':
+    return 'not a finished run file'
+  try:
+    task = tasks_lib.get(file.parent.name)
+  except ValueError:
+    return f'no task {file.parent.name!r}'
+  try:
+    key = json.loads(file.read_text())['key']
+  except (json.JSONDecodeError, KeyError, TypeError):
+    return 'unreadable'
+  method = key.get('method')
+  if method not in METHODS:
+    return f'no method {method!r}'
+  factor = key.get('learning_rate', 0.0) / task.learning_rate
+  try:
+    now = _fingerprint(task, method, factor)
+  except (OSError, ValueError) as e:
+    return f'no fingerprint now ({e})'
+  rate = now.pop('learning_rate')
+  saved = dict(key)
+  if not abs(saved.pop('learning_rate', 0.0) - rate) <= 1e-9 * rate:
+    return 'another learning rate'
+  if saved != now:
+    changed = sorted(k for k in set(saved) | set(now)
+                     if saved.get(k) != now.get(k))
+    return f'settings changed: {", ".join(changed)}'
+  seed = file.stem.rsplit('-s', 1)[-1]
+  if not seed.isdigit():
+    return 'no seed in the file name'
+  if _run_file(file.parent.parent, task, method, int(seed), factor) != file:
+    return (f"its learning rate {key['learning_rate']:g} is x{factor:.3g}"
+            f' the registered {task.learning_rate:g}, not what its name says')
+  return None

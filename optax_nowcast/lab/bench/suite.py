@@ -24,6 +24,7 @@ import sys
 from typing import Optional
 
 START, END = '<!-- suite:start -->', '<!-- suite:end -->'
+HEAD_START, HEAD_END = '<!-- headline table -->', '<!-- /headline table -->'
 
 
 def _key(baseline: str) -> str:
@@ -129,6 +130,121 @@ def readme_block(reports: list[dict], command: str,
   ])
 
 
+def _peers() -> tuple[str, ...]:
+  from optax_nowcast.lab.bench import runner  # pylint: disable=g-import-not-at-top
+  return runner.PEERS
+
+
+def _steps(summary: dict) -> float:
+  return summary['steps_or_budget'][0]
+
+
+def headline_rows(reports: list[dict], nowcast: str) -> list[dict]:
+  """Per task: Adam, the best peer (fewest mean steps, a seed that never
+  reached counted as the budget) and ``nowcast``, with the ratios."""
+  rows = []
+  for r in reports:
+    s = r['summary']
+    peers = [p for p in _peers() if p in s]
+    best = min(peers, key=lambda p: _steps(s[p])) if peers else None
+    row = dict(task=r['task'], seen=r['seen_in_meta_training'],
+               seeds=r['seeds'], adam=s['adam'], peer=best,
+               peer_summary=s.get(best), nowcast=s.get(nowcast))
+    if best is not None and nowcast in s:
+      row['steps_ratio'] = _steps(s[best]) / _steps(s[nowcast])
+      sec = [x['seconds_to_target'] for x in (s[best], s[nowcast])]
+      row['seconds_ratio'] = (sec[0][0] / sec[1][0] if all(sec) else None)
+    if nowcast in s:
+      row['vs_adam'] = _steps(s['adam']) / _steps(s[nowcast])
+    rows.append(row)
+  return rows
+
+
+def _cell(summary: Optional[dict], seeds: int) -> str:
+  if summary is None:
+    return 'not run'
+  mean, std = summary['steps_or_budget']
+  sec = summary['seconds_to_target']
+  secs = '-' if sec is None else f'{sec[0]:.0f} s'
+  return (f'{mean:.0f} ± {std:.0f} ({summary["reached"]}/{seeds});'
+          f' {secs}')
+
+
+def headline(reports: list[dict], nowcast: str) -> str:
+  """The headline table: per task, steps (and seconds) to the target of
+  tuned Adam, the best peer and ``nowcast``, and the ratios; then the median
+  over the unseen tasks of best peer / ``nowcast``."""
+  rows = headline_rows(reports, nowcast)
+  lines = [
+      f'| task | adam | best peer | {nowcast} | best peer ÷ {nowcast},'
+      f' steps (seconds) | adam ÷ {nowcast}, steps |',
+      '|---|---|---|---|---|---|']
+  for row in rows:
+    ratio = row.get('steps_ratio')
+    sec = row.get('seconds_ratio')
+    vs_adam = row.get('vs_adam')
+    lines.append(
+        f"| {row['task']} ({'seen' if row['seen'] else 'unseen'}) |"
+        f" {_cell(row['adam'], row['seeds'])} |"
+        f" {row['peer'] or '-'}: {_cell(row['peer_summary'], row['seeds'])} |"
+        f" {_cell(row['nowcast'], row['seeds'])} |"
+        f" {'-' if ratio is None else f'{ratio:.2f}'}"
+        f" ({'-' if sec is None else f'{sec:.2f}'}) |"
+        f" {'-' if vs_adam is None else f'{vs_adam:.2f}'} |")
+  unseen = sorted(row['steps_ratio'] for row in rows
+                  if not row['seen'] and 'steps_ratio' in row)
+  if unseen:
+    mid = len(unseen) // 2
+    median = (unseen[mid] if len(unseen) % 2 else
+              (unseen[mid - 1] + unseen[mid]) / 2)
+    lines += ['', f'Median over the {len(unseen)} unseen tasks of best peer'
+              f' ÷ {nowcast} (steps): **{median:.2f}x** (target 1.3x).']
+  lines += ['', 'Cells: steps to the target, mean ± std over seeds (a seed'
+            ' that never reached it counted as the budget), seeds that'
+            ' reached it, and the mean seconds of those that did. The best'
+            ' peer is chosen per task, with hindsight, among the peers run'
+            f' ({", ".join(_peers())}).']
+  return '\n'.join(lines)
+
+
+def headline_plot(reports: list[dict], nowcast: str, path: str) -> None:
+  """Bars: steps to the target of the best peer and ``nowcast`` over
+  Adam's, per task."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+
+  rows = headline_rows(reports, nowcast)
+  fig, ax = plt.subplots(figsize=(8, 4))
+  x = np.arange(len(rows))
+  for i, (label, key) in enumerate((('best peer', 'peer_summary'),
+                                    (nowcast, 'nowcast'))):
+    vals = [np.nan if row[key] is None else
+            _steps(row[key]) / _steps(row['adam']) for row in rows]
+    ax.bar(x + (i - 0.5) * 0.38, vals, 0.38, label=label, color=f'C{i + 1}')
+  ax.axhline(1.0, color='k', lw=0.8, label='tuned adam')
+  ax.set_xticks(x, [f"{row['task']}\n{row['peer'] or ''}" for row in rows],
+                fontsize=8)
+  ax.set_ylabel("steps to target ÷ adam's (lower is better)")
+  ax.set_title('Steps to the target: the best peer (named under each task)'
+               f' and {nowcast}', fontsize=10)
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def _replace_block(file: pathlib.Path, start: str, end: str,
+                   block: str) -> None:
+  text = file.read_text()
+  if text.count(start) != 1 or text.count(end) != 1:
+    sys.exit(f'{file} needs one {start} line and one {end} line')
+  file.write_text(re.sub(re.escape(start) + '.*?' + re.escape(end),
+                         lambda _: f'{start}\n{block}\n{end}', text,
+                         flags=re.S))
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('reports', nargs='+', help='bench JSON reports')
@@ -138,8 +254,26 @@ def main(argv=None):
                       help='the method every speed-up is measured against')
   parser.add_argument('--readme', default=None,
                       help='a markdown file whose suite section to rewrite')
+  parser.add_argument('--headline', default=None, metavar='METHOD',
+                      help='print the headline table of METHOD against tuned'
+                      ' adam and the best peer (and write it between the'
+                      f' {HEAD_START} lines of --readme, its plot to --plot)')
   args = parser.parse_args(argv)
   reports = [json.loads(pathlib.Path(p).read_text()) for p in args.reports]
+  command = 'python benchmarks/suite_summary.py ' + ' '.join(
+      sys.argv[1:] if argv is None else argv)
+  if args.headline:
+    text = headline(reports, args.headline)
+    print(text)
+    if args.plot:
+      headline_plot(reports, args.headline, args.plot)
+      print(f'wrote {args.plot}')
+      text += f'\n\n![Steps to the target vs adam]({args.plot})'
+    if args.readme:
+      _replace_block(pathlib.Path(args.readme), HEAD_START, HEAD_END,
+                     f'Made by `{command}`.\n\n{text}')
+      print(f'wrote the headline table of {args.readme}')
+    return
   print(table(reports, args.baseline))
   if args.plot:
     plot(reports, args.baseline, args.plot)
@@ -149,8 +283,6 @@ def main(argv=None):
     text = readme.read_text()
     if text.count(START) != 1 or text.count(END) != 1:
       sys.exit(f'{readme} needs one {START} line and one {END} line')
-    command = 'python benchmarks/suite_summary.py ' + ' '.join(
-        sys.argv[1:] if argv is None else argv)
     block = readme_block(reports, command, args.plot)
     readme.write_text(re.sub(re.escape(START) + '.*?' + re.escape(END),
                              lambda _: block, text, flags=re.S))
