@@ -42,7 +42,7 @@ SF_WARMUP = 0.05
 #: ``lookahead``: sync period and slow step size (the paper's defaults).
 LOOKAHEAD_K, LOOKAHEAD_ALPHA = 5, 0.5
 #: ``snoo``: outer period, outer learning rate and Nesterov momentum.
-SNOO_K, SNOO_RATE, SNOO_MOMENTUM = 20, 0.7, 0.5
+SNOO_K, SNOO_RATE, SNOO_MOMENTUM = 50, 0.5, 0.5
 
 #: The weight decay of the tasks' optimizers (``tasks.OPTIMIZERS``).
 _WEIGHT_DECAY = {'adam': 0.0, 'adamw': 1e-4}
