@@ -23,7 +23,6 @@ version = release
 
 extensions = [
     'sphinx.ext.autodoc',
-    'sphinx.ext.autosummary',
     'sphinx.ext.napoleon',
     'sphinx.ext.mathjax',
     'sphinx.ext.viewcode',
@@ -41,12 +40,10 @@ napoleon_use_rtype = False
 autodoc_member_order = 'bysource'
 autodoc_typehints = 'signature'
 autodoc_default_options = {'show-inheritance': False}
-autosummary_generate = False
 
 # Markdown pages (MyST): `#` headings get anchors down to level 3, so a
 # page can link to [a section](page.md#a-section) as on GitHub.
 myst_heading_anchors = 3
-myst_enable_extensions = ['dollarmath']
 
 html_theme = 'sphinx_book_theme'
 html_title = f'optax_nowcast {release}'
