@@ -273,7 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
   from optax_nowcast.lab import tasks  # pylint: disable=g-import-not-at-top
   from optax_nowcast.lab.bench import runner  # pylint: disable=g-import-not-at-top
 
-  task_list = ', '.join(tasks.TASKS)
+  task_list = (', '.join(tasks.public_names())
+               + ' (and the meta-training zoo: zoo-*)')
   method_list = ', '.join(runner.METHODS)
   parser = argparse.ArgumentParser(
       prog='optax-nowcast',

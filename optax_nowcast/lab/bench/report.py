@@ -91,8 +91,9 @@ def _fmt(pair, digits=0, scale=1.0):
   return f'{mean * scale:.{digits}f} ± {std * scale:.{digits}f}'
 
 
-_NAMES = {'test_accuracy': 'test accuracy', 'valid_loss': 'validation loss'}
-_SHORT = {'test_accuracy': 'acc', 'valid_loss': 'loss'}
+_NAMES = {'test_accuracy': 'test accuracy', 'test_loss': 'test loss',
+          'valid_loss': 'validation loss'}
+_SHORT = {'test_accuracy': 'acc', 'test_loss': 'loss', 'valid_loss': 'loss'}
 
 
 def markdown(report: dict) -> str:

@@ -58,7 +58,7 @@ def run(task_name: str, methods: Sequence[str], *, target: float,
   pick = max if better else min
   bar = tqdm.tqdm(total=len(methods) * len(factors) * task.steps,
                   unit='step', desc=f'robustness {task_name}',
-                  disable=not progress)
+                  disable=None if progress else True)
   rows = []
   for method in methods:
     tuned = runner.peer_factor(task_name, method)

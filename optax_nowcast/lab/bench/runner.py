@@ -447,7 +447,7 @@ def train_share(task_name: str, methods: Sequence[str], seeds: int,
   share = _runs_to_train(task_name, methods, seeds)[worker::workers]
   bar = tqdm.tqdm(total=len(share) * task.steps, unit='step',
                   desc=f'{task_name} {worker}/{workers}',
-                  disable=not progress)
+                  disable=None if progress else True)
   for method, seed, factor in share:
     _train(task, seed, ds, method, steps_per_epoch, pathlib.Path(cache_dir),
            reuse, factor, bar)
@@ -509,7 +509,7 @@ def run_task(task_name: str, methods: Sequence[str], seeds: int, *,
   jobs = [(s, m) for s in range(seeds) for m in methods]
   trainings = sum(len(SWEEP) if m == 'adam-sweep' else 1 for _, m in jobs)
   bar = tqdm.tqdm(total=trainings * task.steps, unit='step',
-                  desc=f'bench {task_name}', disable=not progress)
+                  desc=f'bench {task_name}', disable=None if progress else True)
   for seed, method in jobs:
     if method == 'adam-sweep':
       # The 1x member is the seed's adam run (same settings, same numbers).

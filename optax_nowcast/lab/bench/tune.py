@@ -102,7 +102,7 @@ def sweep(task_name: str, *, cache_dir: str | pathlib.Path, seed: int = 0,
   indices = list(range(centre - points // 2, centre + points - points // 2))
   cache = pathlib.Path(cache_dir)
   bar = tqdm.tqdm(total=len(indices) * task.steps, unit='step',
-                  desc=f'tune {task_name} {method}', disable=not progress)
+                  desc=f'tune {task_name} {method}', disable=None if progress else True)
   found: dict[float, runner.Run] = {}
 
   def rate(k):
@@ -173,7 +173,9 @@ def markdown(report: dict) -> str:
       f"### {report['task']}: {report['optimizer']} learning-rate sweep",
       '',
       f"Budget {report['budget_steps']} steps, seed {report['seed']},"
-      f" constant rate; best = best {report['metric']} at any evaluation;"
+      + (f" {report['method']} (its peak rate)" if 'method' in report
+         else ' constant rate')
+      + f"; best = best {report['metric']} at any evaluation;"
       f" {report['machine']}; {report['date']}.",
       f"Command: `{report['command']}`",
       '',

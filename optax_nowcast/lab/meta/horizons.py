@@ -109,7 +109,7 @@ def build(trajectory_root: Any, *, holdout: Sequence[str],
       traj_lib.load_run(p), rng=rng, window=window, spacings=spacings,
       horizons=range(1, horizons + 1), per_kind=per_kind))
            for p in tqdm.tqdm(runs, desc='cut samples', unit='run',
-                              disable=not progress)]
+                              disable=None if progress else True)]
   samples = concat(parts)
   return windows_lib.split_by_task(samples, holdout)
 

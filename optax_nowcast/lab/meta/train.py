@@ -160,7 +160,7 @@ def run_steps(loss_fn: Callable[[Any, jax.Array], jax.Array], weights: Any,
   losses = []
   chunks = -(-steps // chunk)
   bar = tqdm.tqdm(total=chunks * chunk, desc=desc, unit='step',
-                  disable=not progress)
+                  disable=None if progress else True)
   for c in range(chunks):
     weights, opt_state, loss = run_chunk(weights, opt_state,
                                          jnp.int32(c * chunk))

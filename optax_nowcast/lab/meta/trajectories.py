@@ -364,7 +364,7 @@ def collect(specs: Iterable[RunSpec], root: PathLike, snapshot_every: int,
   datasets: dict[str, Any] = {}
   todo = [s for s in specs if not (root / s.run_id / 'meta.json').exists()]
   bar = tqdm.tqdm(total=len(specs), initial=len(specs) - len(todo),
-                  desc='collect', disable=not progress, unit='run')
+                  desc='collect', disable=None if progress else True, unit='run')
   for unit in units(todo):
     bar.set_postfix_str(unit[0].run_id if len(unit) == 1
                         else f'{unit[0].task} x{len(unit)}')
