@@ -24,4 +24,4 @@ for t in "${TASKS[@]}"; do
   bash benchmarks/run_task_split.sh "$t"
 done
 python benchmarks/suite_summary.py $(printf "results/suite/%s.json " "${TASKS[@]}") \
-  --plot results/suite/summary.png --readme README.md
+  --plot results/suite/summary.png --readme docs/benchmark.md

@@ -33,7 +33,8 @@ MANIFEST = 'manifest.json'
 RESTORE_HINT = (
     'Restore it with `git checkout -- checkpoints/{name}` in a source'
     ' checkout, reinstall the optax-nowcast wheel, or rebuild it with the'
-    ' command in the README ("Reproducing the shipped forecasters").'
+    ' command in docs/meta_training.md ("Reproducing the shipped'
+    ' forecasters").'
 )
 
 

@@ -65,3 +65,58 @@ def test_the_adam_sweep_table_is_shown_only_where_a_report_has_it(tmp_path):
   assert 'adam-sweep' not in section(without)
   assert 'The same vs `adam-sweep`' in section(
       without, _report('b', True, [4, 4], [None, 2]))
+
+
+def _peer_report(task, seen, reaches):
+  """Two seeds of each method in ``reaches`` (method -> reach steps)."""
+  runs = []
+  for method, reach in reaches.items():
+    for seed, step in enumerate(reach):
+      metric = [1. if step is not None and s >= step else .5
+                for s in (1, 2, 3, 4)]
+      runs.append(dict(method=method, seed=seed, eval_steps=[1, 2, 3, 4],
+                       eval_metric=metric, eval_seconds=[10., 20., 30., 40.],
+                       eval_jumps=[0] * 4, skipped=0, rollbacks=0))
+  rep = dict(task=task, seen_in_meta_training=seen, target=.9,
+             higher_is_better=True, budget_steps=4, seeds=2,
+             methods=list(reaches), runs=runs,
+             date='2026-12-03', machine='x86_64, Python 3.11')
+  rep['summary'] = speedup.summarize(rep)
+  return rep
+
+
+def test_headline_sets_a_method_against_adam_and_the_best_peer(tmp_path):
+  reports = [
+      # Unseen: sf-adamw (3) beats adam-cosine (4, then never = 4);
+      # multihorizon takes 2 and 2: ratio 1.5 in steps and seconds.
+      _peer_report('a', False, {'adam': [4, 4], 'adam-cosine': [4, None],
+                                'sf-adamw': [3, 3], 'multihorizon': [2, 2]}),
+      # Seen: no peer run; the ratio is left blank, the median ignores it.
+      _peer_report('b', True, {'adam': [4, 2], 'multihorizon': [2, None]}),
+      _peer_report('c', False, {'adam': [4, 4], 'snoo': [2, 2],
+                                'multihorizon': [4, 4]}),
+  ]
+  text = suite_summary.headline(reports, 'multihorizon')
+  lines = text.splitlines()
+  row_a = next(l for l in lines if l.startswith('| a (unseen)'))
+  assert 'sf-adamw: 3 ± 0 (2/2); 30 s' in row_a
+  assert '| 1.50 (1.50) | 2.00 |' in row_a
+  row_b = next(l for l in lines if l.startswith('| b (seen)'))
+  assert '| -: not run |' in row_b and '| - (-) |' in row_b
+  # The median of the unseen tasks' ratios: (1.5 + 0.5) / 2.
+  assert 'Median over the 2 unseen tasks of best peer ÷ multihorizon' in text
+  assert '**1.00x**' in text
+  paths = []
+  for r in reports:
+    paths.append(tmp_path / f"{r['task']}.json")
+    paths[-1].write_text(json.dumps(r))
+  readme = tmp_path / 'README.md'
+  readme.write_text('a\n<!-- headline table -->\nold\n<!-- /headline table -->'
+                    '\nb\n')
+  suite_summary.main([str(p) for p in paths] + [
+      '--headline', 'multihorizon', '--readme', str(readme), '--plot',
+      str(tmp_path / 'headline.png')])
+  text = readme.read_text()
+  assert 'old' not in text and text.startswith('a\n') and text.endswith('\nb\n')
+  assert '](headline.png)' in text  # relative to the README
+  assert (tmp_path / 'headline.png').stat().st_size > 1000

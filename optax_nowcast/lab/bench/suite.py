@@ -95,13 +95,21 @@ def plot(reports: list[dict], baseline: str, path: str) -> None:
 
 
 def readme_block(reports: list[dict], command: str,
-                 image: Optional[str]) -> str:
-  """The README's suite section: where the numbers come from, two tables."""
+                 image: Optional[str], base: str = '.') -> str:
+  """The README's suite section: where the numbers come from, two tables.
+
+  Links are relative to ``base``, the directory of the file it goes in
+  (paths in ``image`` and the reports' ``results/suite/`` are relative to
+  the working directory).
+  """
+  import os  # pylint: disable=g-import-not-at-top
+  rel = lambda path: os.path.relpath(path, base)  # pylint: disable=unnecessary-lambda-assignment
   dates = sorted({r['date'] for r in reports})
   when = dates[0] if len(dates) == 1 else f'{dates[0]} to {dates[-1]}'
   machines = sorted({r['machine'] for r in reports})
   tasks = ', '.join(
-      f"[`{r['task']}`](results/suite/{r['task']}.md)" for r in reports)
+      f"[`{r['task']}`]({rel('results/suite/' + r['task'] + '.md')})"
+      for r in reports)
   return '\n'.join([
       START,
       f'Made by `{command}` from the reports of {tasks}'
@@ -125,7 +133,8 @@ def readme_block(reports: list[dict], command: str,
       '',
       table(reports, None),
       *([] if image is None else
-        ['', f'![Speed-up in steps vs adam, every method and task]({image})']),
+        ['', f'![Speed-up in steps vs adam, every method and task]'
+         f'({rel(image)})']),
       END,
   ])
 
@@ -268,7 +277,10 @@ def main(argv=None):
     if args.plot:
       headline_plot(reports, args.headline, args.plot)
       print(f'wrote {args.plot}')
-      text += f'\n\n![Steps to the target vs adam]({args.plot})'
+      import os  # pylint: disable=g-import-not-at-top
+      base = pathlib.Path(args.readme).parent if args.readme else '.'
+      text += (f'\n\n![Steps to the target vs adam]'
+               f'({os.path.relpath(args.plot, base)})')
     if args.readme:
       _replace_block(pathlib.Path(args.readme), HEAD_START, HEAD_END,
                      f'Made by `{command}`.\n\n{text}')
@@ -283,7 +295,7 @@ def main(argv=None):
     text = readme.read_text()
     if text.count(START) != 1 or text.count(END) != 1:
       sys.exit(f'{readme} needs one {START} line and one {END} line')
-    block = readme_block(reports, command, args.plot)
+    block = readme_block(reports, command, args.plot, str(readme.parent))
     readme.write_text(re.sub(re.escape(START) + '.*?' + re.escape(END),
                              lambda _: block, text, flags=re.S))
     print(f'wrote the suite section of {readme}')
