@@ -229,19 +229,21 @@ def _check_jumps_end(schedule: Schedule, value_fn: Any,
   """
   if (isinstance(schedule, schedules_lib.PeriodicSchedule)
       and schedule.last_jump_step is None and value_fn is None):
-    how = ('pass the loss of the params to update, tx.update(updates, state,'
-           ' params, value_fn=lambda p: loss(p, batch)), so that every jump'
-           ' is checked against not jumping'
+    how = ('pass value_fn= to update: with a learned forecaster'
+           ' value_fn=onc.lookahead(lambda p: loss(p, batch), steps=10,'
+           ' learning_rate=<your rate>, eval_fn=lambda p: loss(p,'
+           ' next_batch)), since the bare loss(p, batch) rejects jumps that'
+           ' pay a few steps later; with a closed-form one value_fn=lambda p:'
+           ' loss(p, batch)'
            if step_sizes else
-           'set select= (e.g. its default) and pass the loss of the params'
-           ' to update as value_fn=, so that every jump is checked against'
-           ' not jumping')
+           'set select= (e.g. its default) and pass value_fn= to update')
     raise ValueError(
         'nowcast would jump blind until training ends (no value_fn and'
         ' last_jump_step=None): a run could end right after a bad jump, or'
-        ' in the oscillation its jumps drive. Either ' + how + ' (the'
-        ' recommended default), or set last_jump_step= to the step after'
-        ' which jumps stop (e.g. 90% of your training steps)')
+        ' in the oscillation its jumps drive. Either set last_jump_step= to'
+        ' the step after which jumps stop (the recommended recipe: 90% of'
+        ' your training steps, see the README), or check every jump against'
+        ' not jumping: ' + how)
 
 
 #: The chunks of ``nowcast(chunk_size='auto')``: a learned forecaster's

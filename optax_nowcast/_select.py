@@ -130,7 +130,12 @@ def lookahead(
     learning_rate: :math:`\eta`, e.g. the inner optimizer's learning rate
       (Adam's first steps move each weight by about it).
     eval_fn: The loss judged after the steps (default ``loss_fn``); another
-      minibatch keeps the look-ahead from judging what it just fitted.
+      minibatch keeps the look-ahead from judging what it just fitted. Draw
+      it from your training stream inside the step, e.g. a second batch
+      sampled with its own key (``jax.random.fold_in(other_key, step)``,
+      as the benchmark's ``tasks.train`` does) or the next batch of your
+      loader passed into the step; it is evaluated on jump steps only, and
+      it need not be held-out data.
 
   Returns:
     ``value_fn(params) -> float32 scalar``.
