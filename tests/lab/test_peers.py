@@ -168,8 +168,9 @@ def test_a_peer_is_swept_over_multiples_of_adams_rate(
     tune.sweep('digits-mlp', cache_dir=tmp_path, method='wnn')
 
 
-def test_bench_runs_the_peers_and_prune_drops_only_stale_runs(
-    tmp_path, monkeypatch, capsys):
+@pytest.mark.slow
+def test_bench_runs_every_peer_at_its_tuned_rate(tmp_path, monkeypatch,
+                                                  capsys):
   for peer in runner.PEERS:
     monkeypatch.setitem(peers.TUNED, ('digits-mlp', peer), 2.0)
   methods = ','.join(runner.PEERS) + ',multihorizon+wsd'
@@ -179,33 +180,41 @@ def test_bench_runs_the_peers_and_prune_drops_only_stale_runs(
   rep = json.loads((tmp_path / 'digits-mlp.json').read_text())
   assert rep['methods'] == ['adam', *runner.PEERS, 'multihorizon+wsd']
   runs = tmp_path / 'runs' / 'digits-mlp'
-  assert (runs / 'sf-adamw-lr2-s0.json').exists()
   saved = json.loads((runs / 'sf-adamw-lr2-s0.json').read_text())
   rate = runner.tasks_lib.get('digits-mlp').learning_rate
   assert saved['key']['learning_rate'] == pytest.approx(2 * rate)
-  # The runs of a shorter budget are stale for the registered task: all go.
+  # The runs of a shorter budget are stale for the registered task.
   capsys.readouterr()
   assert cli.main(['bench', '--prune', '--dry-run', '--out',
                    str(tmp_path)]) == 0
   out = capsys.readouterr().out
-  assert f'would drop {len(list(runs.iterdir()))} saved runs' in out
+  assert 'would drop 7 saved runs' in out
   assert 'settings changed: steps' in out
   assert len(list(runs.iterdir())) == 7  # a dry run deletes nothing
-  # A run saved with the registered settings is kept; a stale one goes.
+
+
+def test_prune_drops_only_runs_no_method_would_reuse(tmp_path, capsys):
+  runs = tmp_path / 'runs' / 'digits-mlp'
+  runs.mkdir(parents=True)
   task = runner.tasks_lib.get('digits-mlp')
-  for file in runs.iterdir():
-    file.unlink()
-  good = runs / 'adam-s0.json'
-  good.write_text(json.dumps(dict(key=runner._fingerprint(task, 'adam', 1.0),
-                                  run={})))
+  # A run saved with the registered settings is kept; stale ones go.
+  (runs / 'adam-s0.json').write_text(json.dumps(dict(
+      key=runner._fingerprint(task, 'adam', 1.0), run={})))
   old = dict(runner._fingerprint(task, 'wnn', 1.0), forecaster_sha256='0')
   (runs / 'wnn-s0.json').write_text(json.dumps(dict(key=old, run={})))
+  (runs / 'adam-lr3-s0.json').write_text(json.dumps(dict(
+      key=runner._fingerprint(task, 'adam', 0.5), run={})))
+  (runs / 'magic-s0.json').write_text(json.dumps(dict(
+      key=dict(method='magic'), run={})))
   (runs / 'linear-s0.tmp').write_text('{')
   assert cli.main(['bench', '--prune', '--out', str(tmp_path)]) == 0
   out = capsys.readouterr().out
   assert 'settings changed: forecaster_sha256' in out
-  assert 'not a finished run file' in out
-  assert sorted(p.name for p in runs.iterdir()) == ['adam-s0.json']
+  assert 'x0.5 the registered' in out and "no method 'magic'" in out
+  assert 'dropped 3 saved runs' in out
+  # A run being written (.tmp) is left alone.
+  assert sorted(p.name for p in runs.iterdir()) == ['adam-s0.json',
+                                                     'linear-s0.tmp']
   assert cli.main(['bench', '--task', 'digits-mlp', '--dry-run', '--out',
                    str(tmp_path)]) == 2
   assert '--dry-run goes with --prune' in capsys.readouterr().err

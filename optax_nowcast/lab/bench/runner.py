@@ -226,7 +226,7 @@ def _value_fn(method: str, task: tasks_lib.Task):
   The loss on another minibatch after :data:`LOOKAHEAD_STEPS` steps of sign
   descent at the task's learning rate on the step's minibatch
   (:func:`optax_nowcast.lookahead`): a multihorizon jump raises the loss at
-  once and pays a few steps later (``results/select_probe.md``).
+  once and pays a few steps later (``results/probes/select_probe.md``).
   """
   if method not in CHECKED:
     return None
@@ -561,7 +561,7 @@ def prune(cache_dir: str | pathlib.Path, *, dry_run: bool = False
   only if its task is registered, its method is one of :data:`METHODS` and
   its saved fingerprint equals the one the benchmark computes now for that
   method and learning rate (the task's registered settings and budget, the
-  shipped checkpoint). Half-written ``.tmp`` files go too.
+  shipped checkpoint). A ``.tmp`` file (a run being written) is left alone.
 
   Args:
     cache_dir: A benchmark's run directory (``--out/runs``).
@@ -574,7 +574,7 @@ def prune(cache_dir: str | pathlib.Path, *, dry_run: bool = False
   if not cache.is_dir():
     raise ValueError(f'no saved runs under {cache}')
   dropped = []
-  for file in sorted(cache.glob('*/*')):
+  for file in sorted(cache.glob('*/*.json')):
     why = _stale(file)
     if why is not None:
       dropped.append((file, why))
@@ -585,8 +585,6 @@ def prune(cache_dir: str | pathlib.Path, *, dry_run: bool = False
 
 def _stale(file: pathlib.Path) -> Optional[str]:
   """Why a saved run would never be reused, or None if it would."""
-  if file.suffix != '.json':
-    return 'not a finished run file'
   try:
     task = tasks_lib.get(file.parent.name)
   except ValueError:
