@@ -2,7 +2,7 @@
 
 The history of :func:`optax_nowcast.nowcast` is a tuple of ``num_slots``
 params-shaped trees (``optax.MaskedNode`` where a leaf is not nowcast), so it
-shards like the params. This module holds the four operations on it, each
+shards like the params. This module holds the three operations on it, each
 written so that XLA keeps the buffers in place when the optimizer state is
 donated:
 
@@ -10,19 +10,15 @@ donated:
 - :func:`gather`: the slot a traced index names, as a chain of selects.
 - :func:`write`: the step's weights into the slot a traced index names, one
   ``lax.cond`` per slot, so only the taken slot is written.
-- :func:`run_once_if`: run a function of the updates or not, reading the
-  params in place (see there).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence, TypeVar
+from typing import Any, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import optax
-
-T = TypeVar('T')
 
 
 def init(params: Any, num_slots: int, dtype: Optional[Any],
@@ -94,27 +90,3 @@ def write(slots: list[list[jax.Array]], index: jax.Array,
       for j, slot in enumerate(slots)
   ]
 
-
-def run_once_if(pred: jax.Array, fn: Callable[[T], T], operand: T) -> T:
-  """``fn(operand)`` if ``pred`` else ``operand``: a ``lax.cond``.
-
-  A ``lax.cond`` whose branch reads the (donated) params, the history and
-  the updates compiles, with jax 0.10, to a conditional that reads them in
-  place: no copy on the steps that skip ``fn`` (``tests/lib/test_history.py``
-  checks the compiled step). Earlier versions of this function wrapped the
-  cond in a ``lax.while_loop`` of 0 or 1 trips, to keep an older XLA from
-  copying the params into the conditional's operand on every step; with
-  jax 0.10 the loop no longer saves a copy (the plain steps of a 1M-param
-  MLP take the same time either way) and cost a second of compile time per
-  300 parameter leaves (``results/compile_time.md``).
-
-  Args:
-    pred: A scalar bool: whether to run ``fn``.
-    fn: A function from ``operand`` to a pytree of the same structure,
-      shapes and dtypes.
-    operand: The pytree to pass through or transform.
-
-  Returns:
-    ``fn(operand)`` if ``pred``, else ``operand``.
-  """
-  return jax.lax.cond(pred, fn, lambda x: x, operand)

@@ -1,13 +1,19 @@
 """The ``nowcast`` transformation: record weights, jump to their forecast.
 
-The pieces live in their own modules: when to record and jump in
-``schedules.py``, the history ring buffer in ``_history.py``, the jump and
-the rollback in ``_jump.py``, the rollback policy in ``guards.py``.
+Here: the factory :func:`nowcast`, its state :class:`NowcastState`, the
+checks of its arguments, and the parts of a step as module-level functions
+in the order ``update`` runs them (flatten the leaves, jump or roll back,
+record, count). The pieces live in their own modules: when to record and
+jump in ``schedules.py``, the history ring buffer in ``_history.py``, the
+per-scalar forecast and the rollback in ``_jump.py``, the grouping of
+leaves for the forecaster in ``_group.py``, checked jumps' choice in
+``_select.py``, the rollback policy in ``guards.py``.
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional, Sequence, Union
+import functools
+from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
 
 import jax
 import jax.numpy as jnp
@@ -292,6 +298,281 @@ def _whole_leaf_infos(forecaster: Forecaster, params: Any,
   return tuple(infos[i] for i in active)
 
 
+# ----------------------------------------------------------------------------
+# The parts of a step, in the order ``update`` runs them.
+
+
+def _leaves_to_keep(mask: _labels.LabelSpec, params: Any) -> list[bool]:
+  """Per flat leaf of ``params``, whether it is nowcast (``mask`` keeps it)."""
+  if mask is None or _is_params_placeholder(params):
+    return [True] * len(jax.tree.leaves(params))
+  return _labels.resolve_mask(mask, params)
+
+
+def _init_state(params: Any, keep: Sequence[bool], num_slots: int,
+                history_dtype: Optional[jnp.dtype],
+                guard: Optional[guards_lib.Guard],
+                step_sizes: Optional[tuple[float, ...]]) -> NowcastState:
+  """The state before step 1: zero counters, every slot a copy of the params.
+
+  With a guard and a ``history_dtype``, the last slot keeps the params' own
+  dtype: it holds the pre-jump params, which a rollback restores exactly.
+  """
+  history = _history.init(params, num_slots, history_dtype, keep)
+  if guard and history_dtype is not None:
+    history = history[:-1] + _history.init(params, 1, None, keep)
+  # Separate buffers, so that the whole state can be donated.
+  zero = lambda: jnp.zeros([], jnp.int32)
+  return NowcastState(
+      count=zero(), records=zero(), jumps=zero(), skipped=zero(),
+      nonfinite=zero(),
+      selected=(jnp.zeros([1 + len(step_sizes)], jnp.int32)
+                if step_sizes else ()),
+      guard=guard.init() if guard else (),
+      history=history)
+
+
+def _value_args(extra_args: dict[str, Any], guard: Optional[guards_lib.Guard],
+                step_sizes: Optional[tuple[float, ...]]
+                ) -> tuple[Any, Optional[Callable[[Any], Any]]]:
+  """``value`` (the guard's loss) and ``value_fn`` from ``update``'s extras.
+
+  ``value_fn`` is ``None`` with ``select=None``: then it is left to the
+  other transformations of the chain.
+  """
+  value = extra_args.get('value')
+  if guard and value is None:
+    raise ValueError(
+        'nowcast(guard_steps=...) watches the loss: pass it as'
+        ' tx.update(updates, state, params, value=loss)')
+  value_fn = extra_args.get('value_fn') if step_sizes else None
+  if value_fn is not None and not callable(value_fn):
+    raise ValueError(
+        'value_fn must be a function of the params returning the loss,'
+        f' got {value_fn!r}')
+  return value, value_fn
+
+
+class _Leaves(NamedTuple):
+  """The flat leaves of one ``update``; "active" ones are those nowcast.
+
+  Attributes:
+    treedef: The params' tree structure.
+    flat_updates: The inner optimizer's updates of every leaf.
+    active: The flat indices of the active leaves.
+    params: The active leaves' params.
+    updates: The active leaves' updates.
+    slots: Per history slot, its leaves (the active ones, in order).
+    groups: The active leaves grouped for the forecaster (``_group.plan``).
+    infos: The active leaves' ``LeafInfo`` when the forecaster runs whole
+      leaves (:func:`_whole_leaf_infos`), else ``None``.
+  """
+
+  treedef: Any
+  flat_updates: list[jax.Array]
+  active: list[int]
+  params: list[jax.Array]
+  updates: list[jax.Array]
+  slots: list[list[jax.Array]]
+  groups: list[_group.Group]
+  infos: Optional[tuple]
+
+  def updates_tree(self, active_updates: Sequence[jax.Array]) -> Any:
+    """The updates tree: ``active_updates`` on the active leaves."""
+    flat = list(self.flat_updates)
+    for i, u in zip(self.active, active_updates):
+      flat[i] = u
+    return jax.tree.unflatten(self.treedef, flat)
+
+
+def _flat_leaves(forecaster: Forecaster, params: Any, updates: Any,
+                 history: tuple[Any, ...], keep: Sequence[bool],
+                 labels: _labels.LabelSpec) -> _Leaves:
+  """Flattens params, updates and history; plans the forecaster's groups."""
+  treedef = jax.tree.structure(params)
+  flat_params = treedef.flatten_up_to(params)
+  flat_updates = treedef.flatten_up_to(updates)
+  leaf_labels = _labels.resolve_labels(labels, params)
+  active = [i for i, k in enumerate(keep) if k]
+  params_a = [flat_params[i] for i in active]
+  slots = [jax.tree.leaves(h) for h in history]
+  updates_a = [flat_updates[i] for i in active]
+  groups = _group.plan(
+      params_a, [leaf_labels[i] for i in active],
+      [(u, *(s[k] for s in slots)) for k, u in enumerate(updates_a)])
+  infos = _whole_leaf_infos(forecaster, params, leaf_labels, active,
+                            params_a)
+  return _Leaves(treedef, flat_updates, active, params_a, updates_a, slots,
+                 groups, infos)
+
+
+class _Jumped(NamedTuple):
+  """What the jump (or rollback) branch of a step gives back.
+
+  Attributes:
+    updates: The active leaves' updates.
+    kept: With a guard, the leaves of the last history slot (``p_n`` after
+      a jump, for a rollback); ``[]`` without.
+    nonfinite: int32, the weights whose forecast was not finite.
+    choice: int32, the candidate a checked jump took (0: stayed at ``p_n``).
+  """
+
+  updates: list[jax.Array]
+  kept: list[jax.Array]
+  nonfinite: jax.Array
+  choice: jax.Array
+
+
+def _candidate_moves(
+    forecaster: Forecaster, leaves: _Leaves, updates: list[jax.Array],
+    plan: schedules_lib.JumpPlan,
+    forecast_at: Callable[[jax.Array], _group.Forecast],
+    step_sizes: tuple[float, ...],
+) -> Callable[[jax.Array], tuple[list[jax.Array], jax.Array]]:
+  r"""``scale -> (updates, nonfinite)`` of a checked jump's candidates.
+
+  The candidate of ``scale`` :math:`s` is :math:`p_n + s (\hat p - p_n)`
+  for a forecaster of one horizon (forecast once, the displacement scaled);
+  for a multi-horizon one (``forecaster.horizons`` set) it is the forecast
+  at :math:`s` times the scheduled horizon, every horizon in one call when
+  the forecaster runs whole leaves. Scale 0 is :math:`p_n` exactly.
+  """
+  if forecaster.horizons is None:
+    forecast = forecast_at(plan.target)
+
+    def moved(scale):
+      return (_group.moved_updates(forecast, updates, scale),
+              forecast.nonfinite)
+  elif leaves.infos is not None:  # whole leaves: every horizon in one call
+    every = _group.forecast_whole(
+        forecaster, leaves.params, updates, leaves.slots, plan.window_slots,
+        plan.times, plan.target * jnp.asarray(step_sizes, jnp.float32),
+        leaves.infos)
+    stacked = [jnp.stack(d) for d in zip(*(f.deltas for f in every))]
+    bad = jnp.stack([f.nonfinite for f in every])
+    sizes = jnp.asarray((0.0,) + step_sizes, jnp.float32)
+
+    def moved(scale):
+      k = jnp.argmin(jnp.abs(sizes - scale))
+      pick = jnp.maximum(k - 1, 0)
+      at = _group.Forecast([d[pick] for d in stacked], bad[pick])
+      return (_group.moved_updates(at, updates, (k > 0).astype(jnp.float32)),
+              at.nonfinite)
+  else:  # a forecast per horizon
+    def moved(scale):
+      at = forecast_at(plan.target * scale)
+      return (_group.moved_updates(at, updates,
+                                   (scale > 0).astype(jnp.float32)),
+              at.nonfinite)
+  return moved
+
+
+def _jump_branch(
+    carry: _Jumped, *, forecaster: Forecaster, leaves: _Leaves, params: Any,
+    plan: schedules_lib.JumpPlan, count: jax.Array, chunk_size: Optional[int],
+    value_fn: Optional[Callable[[Any], Any]],
+    step_sizes: Optional[tuple[float, ...]], guarded: bool,
+) -> _Jumped:
+  """A jump step: the updates to the forecast, or checked, to the best candidate.
+
+  With a guard, the last history slot takes ``p_n`` first, for a rollback.
+  """
+  updates, kept = carry.updates, carry.kept
+  if guarded:
+    kept = [optax.apply_updates(p, u).astype(h.dtype)
+            for p, u, h in zip(leaves.params, updates, kept)]
+
+  def forecast_at(target):
+    if leaves.infos is not None:
+      return _group.forecast_whole(
+          forecaster, leaves.params, updates, leaves.slots,
+          plan.window_slots, plan.times, target, leaves.infos)[0]
+    return _group.forecast_groups(
+        forecaster, leaves.groups, leaves.params, updates, leaves.slots,
+        plan.window_slots, plan.times, target, count > 0, chunk_size)
+
+  if value_fn is None:
+    forecast = forecast_at(plan.target)
+    return _Jumped(_group.moved_updates(forecast, updates), kept,
+                   forecast.nonfinite, jnp.zeros([], jnp.int32))
+  moved = _candidate_moves(forecaster, leaves, updates, plan, forecast_at,
+                           step_sizes)
+  choice = _select.choose(
+      value_fn,
+      lambda scale: optax.apply_updates(
+          params, leaves.updates_tree(moved(scale)[0])),
+      step_sizes)
+  updates, nonfinite = moved(
+      jnp.asarray((0.0,) + step_sizes, jnp.float32)[choice])
+  return _Jumped(updates, kept, nonfinite, choice)
+
+
+def _jump_or_roll_back(leaves: _Leaves, jump: jax.Array, rollback: jax.Array,
+                       jump_branch: Callable[[_Jumped], _Jumped],
+                       guarded: bool) -> _Jumped:
+  """The step's updates: a jump's, a rollback's, or the inner optimizer's.
+
+  One ``lax.cond``: the forecaster runs on jump steps only, and, with jax
+  0.10, the branch reads the (donated) params, history and updates in
+  place, so the other steps copy none of them
+  (``tests/lib/test_nowcast.py`` checks the compiled step). A rollback
+  (guard only) moves the params back to the ``p_n`` kept in the last slot.
+  """
+
+  def roll_back(carry):
+    return carry._replace(updates=[
+        _jump.rollback_update(p, h, u)
+        for p, h, u in zip(leaves.params, carry.kept, carry.updates)])
+
+  carry = _Jumped(leaves.updates, list(leaves.slots[-1]) if guarded else [],
+                  jnp.zeros([], jnp.int32), jnp.zeros([], jnp.int32))
+  branch = ((lambda c: jax.lax.cond(jump, jump_branch, roll_back, c))
+            if guarded else jump_branch)
+  return jax.lax.cond(jump | rollback, branch, lambda c: c, carry)
+
+
+def _record(slots: list[list[jax.Array]], leaves: _Leaves,
+            updates: Sequence[jax.Array], plan: schedules_lib.JumpPlan,
+            rollback: jax.Array) -> list[list[jax.Array]]:
+  """The history slots after the step: ``p_n`` recorded if the plan says so.
+
+  The record reads ``params + updates`` as the caller will apply them, the
+  very expression XLA then computes once for both; a rollback step records
+  nothing. One cond around the per-slot conds (``_history.write``): a step
+  that does not record decides that once (on a GPU, a conditional's
+  predicate goes to the host), at the price of passing every slot through
+  its branches.
+  """
+  final = [optax.apply_updates(p, u) for p, u in zip(leaves.params, updates)]
+  return jax.lax.cond(
+      plan.record & ~rollback,
+      lambda slots: _history.write(slots, plan.slot, final),
+      lambda slots: [list(s) for s in slots],
+      slots,
+  )
+
+
+def _next_state(state: NowcastState, count: jax.Array,
+                plan: schedules_lib.JumpPlan, rollback: jax.Array,
+                jumped: _Jumped, guard_state: Any,
+                slots: list[list[jax.Array]], checked: bool) -> NowcastState:
+  """The counters moved on by the step, and the history's new slots."""
+  slot_def = jax.tree.structure(state.history[0]) if state.history else None
+  return NowcastState(
+      count=count,
+      records=jnp.where(rollback, 0, plan.records).astype(jnp.int32),
+      jumps=state.jumps + plan.jump.astype(jnp.int32),
+      skipped=state.skipped + (plan.due & ~plan.jump).astype(jnp.int32),
+      nonfinite=state.nonfinite + jumped.nonfinite,
+      # Without value_fn nothing is chosen: the counts pass through, no
+      # scatter on every step.
+      selected=(state.selected.at[jumped.choice].add(
+          plan.jump.astype(jnp.int32)) if checked else state.selected),
+      guard=guard_state,
+      history=tuple(jax.tree.unflatten(slot_def, s) for s in slots),
+  )
+
+
 def nowcast(
     forecaster: Forecaster,
     *,
@@ -521,56 +802,17 @@ def nowcast(
   step_sizes = _select.check_step_sizes(select)
   num_slots = schedule.num_slots
 
-  def leaves_to_keep(params):
-    if mask is None or _is_params_placeholder(params):
-      return [True] * len(jax.tree.leaves(params))
-    return _labels.resolve_mask(mask, params)
-
   def init_fn(params):
-    keep = leaves_to_keep(params)
-    history = _history.init(params, num_slots, history_dtype, keep)
-    if guard and history_dtype is not None:
-      # The last slot keeps the pre-jump params for a rollback: in their own
-      # dtype, so that the rollback restores them exactly.
-      history = history[:-1] + _history.init(params, 1, None, keep)
-    # Separate buffers, so that the whole state can be donated.
-    zero = lambda: jnp.zeros([], jnp.int32)
-    return NowcastState(
-        count=zero(), records=zero(), jumps=zero(), skipped=zero(),
-        nonfinite=zero(),
-        selected=(jnp.zeros([1 + len(step_sizes)], jnp.int32)
-                  if step_sizes else ()),
-        guard=guard.init() if guard else (),
-        history=history)
+    return _init_state(params, _leaves_to_keep(mask, params), num_slots,
+                       history_dtype, guard, step_sizes)
 
   def update_fn(updates, state, params=None, **extra_args):
-    keep = leaves_to_keep(params) if params is not None else []
+    keep = _leaves_to_keep(mask, params) if params is not None else []
     _check_update_args(params, state, num_slots, keep)
-    value = extra_args.get('value')
-    if guard and value is None:
-      raise ValueError(
-          'nowcast(guard_steps=...) watches the loss: pass it as'
-          ' tx.update(updates, state, params, value=loss)')
-    value_fn = extra_args.get('value_fn') if step_sizes else None
-    if value_fn is not None and not callable(value_fn):
-      raise ValueError(
-          'value_fn must be a function of the params returning the loss,'
-          f' got {value_fn!r}')
-    treedef = jax.tree.structure(params)
-    flat_params = treedef.flatten_up_to(params)
-    flat_updates = treedef.flatten_up_to(updates)
-    leaf_labels = _labels.resolve_labels(labels, params)
+    value, value_fn = _value_args(extra_args, guard, step_sizes)
+    leaves = _flat_leaves(forecaster, params, updates, state.history, keep,
+                          labels)
     _check_jumps_end(schedule, value_fn, step_sizes)
-    active = [i for i, k in enumerate(keep) if k]
-    params_a = [flat_params[i] for i in active]
-    labels_a = [leaf_labels[i] for i in active]
-    slots = [jax.tree.leaves(h) for h in state.history]
-    updates_a = [flat_updates[i] for i in active]
-    groups = _group.plan(
-        params_a, labels_a,
-        [(u, *(s[k] for s in slots)) for k, u in enumerate(updates_a)])
-    infos = _whole_leaf_infos(forecaster, params, leaf_labels, active,
-                              params_a)
 
     count = optax.safe_increment(state.count)
     plan = schedule.plan(count, state.records, state.jumps)
@@ -578,110 +820,16 @@ def nowcast(
       rollback, guard_state = guard.update(state.guard, value, plan.jump)
     else:
       rollback, guard_state = jnp.zeros([], bool), ()
-
-    def jump(carry):
-      us, kept, _, _ = carry
-      if guard:  # The last slot keeps p_n, for a rollback.
-        kept = [optax.apply_updates(p, u).astype(h.dtype)
-                for p, u, h in zip(params_a, us, kept)]
-      def forecast_at(target):
-        if infos is not None:
-          return _group.forecast_whole(
-              forecaster, params_a, us, slots, plan.window_slots,
-              plan.times, target, infos)[0]
-        return _group.forecast_groups(
-            forecaster, groups, params_a, us, slots, plan.window_slots,
-            plan.times, target, count > 0, chunk_size)
-
-      if value_fn is None:
-        forecast = forecast_at(plan.target)
-        return (_group.moved_updates(forecast, us), kept,
-                forecast.nonfinite, jnp.zeros([], jnp.int32))
-
-      if forecaster.horizons is None:
-        forecast = forecast_at(plan.target)
-
-        def moved(scale):
-          return (_group.moved_updates(forecast, us, scale),
-                  forecast.nonfinite)
-      elif infos is not None:  # whole leaves: every horizon in one call
-        every = _group.forecast_whole(
-            forecaster, params_a, us, slots, plan.window_slots, plan.times,
-            plan.target * jnp.asarray(step_sizes, jnp.float32), infos)
-        stacked = [jnp.stack(d) for d in zip(*(f.deltas for f in every))]
-        bad = jnp.stack([f.nonfinite for f in every])
-        sizes = jnp.asarray((0.0,) + step_sizes, jnp.float32)
-
-        def moved(scale):
-          # The candidate of this scale; 0 is p_n exactly.
-          k = jnp.argmin(jnp.abs(sizes - scale))
-          pick = jnp.maximum(k - 1, 0)
-          at = _group.Forecast([d[pick] for d in stacked], bad[pick])
-          return (_group.moved_updates(at, us, (k > 0).astype(jnp.float32)),
-                  at.nonfinite)
-      else:  # a multi-horizon forecaster: the candidates are horizons
-        def moved(scale):
-          at = forecast_at(plan.target * scale)
-          # Scale 0 is p_n exactly, not a forecast of horizon 0.
-          return (_group.moved_updates(at, us,
-                                       (scale > 0).astype(jnp.float32)),
-                  at.nonfinite)
-
-      def candidate(scale):
-        flat = list(flat_updates)
-        for i, u in zip(active, moved(scale)[0]):
-          flat[i] = u
-        return optax.apply_updates(
-            params, jax.tree.unflatten(treedef, flat))
-
-      choice = _select.choose(value_fn, candidate, step_sizes)
-      scale = jnp.asarray((0.0,) + step_sizes, jnp.float32)[choice]
-      us, nonfinite = moved(scale)
-      return us, kept, nonfinite, choice
-
-    def roll_back(carry):  # only with a guard (see run_once_if below)
-      us, kept, nonfinite, choice = carry
-      us = [_jump.rollback_update(p, h, u)
-            for p, h, u in zip(params_a, kept, us)]
-      return us, kept, nonfinite, choice
-
-    us, kept, nonfinite, choice = _history.run_once_if(
-        plan.jump | rollback,
-        (lambda carry: jax.lax.cond(plan.jump, jump, roll_back, carry))
-        if guard else jump,
-        (updates_a, list(slots[-1]) if guard else [],
-         jnp.zeros([], jnp.int32), jnp.zeros([], jnp.int32)),
-    )
-    for i, u in zip(active, us):
-      flat_updates[i] = u
-    if guard:
-      slots = slots[:-1] + [kept]
-    # The record reads params + updates as the caller will apply them, the
-    # very expression XLA then computes once for both.
-    final = [optax.apply_updates(p, u) for p, u in zip(params_a, us)]
-    # One cond around the per-slot conds: a step that does not record then
-    # decides that once (on a GPU, a conditional's predicate goes to the
-    # host), at the price of passing every slot through its branches.
-    slots = jax.lax.cond(
-        plan.record & ~rollback,
-        lambda slots: _history.write(slots, plan.slot, final),
-        lambda slots: [list(s) for s in slots],
-        slots,
-    )
-    slot_def = jax.tree.structure(state.history[0]) if num_slots else None
-    new_state = NowcastState(
-        count=count,
-        records=jnp.where(rollback, 0, plan.records).astype(jnp.int32),
-        jumps=state.jumps + plan.jump.astype(jnp.int32),
-        skipped=state.skipped + (plan.due & ~plan.jump).astype(jnp.int32),
-        nonfinite=state.nonfinite + nonfinite,
-        # Without value_fn nothing is chosen: the counts pass through, no
-        # scatter on every step.
-        selected=(state.selected.at[choice].add(plan.jump.astype(jnp.int32))
-                  if value_fn is not None else state.selected),
-        guard=guard_state,
-        history=tuple(jax.tree.unflatten(slot_def, s) for s in slots),
-    )
-    return jax.tree.unflatten(treedef, flat_updates), new_state
+    jump_branch = functools.partial(
+        _jump_branch, forecaster=forecaster, leaves=leaves, params=params,
+        plan=plan, count=count, chunk_size=chunk_size, value_fn=value_fn,
+        step_sizes=step_sizes, guarded=bool(guard))
+    jumped = _jump_or_roll_back(leaves, plan.jump, rollback, jump_branch,
+                                bool(guard))
+    slots = leaves.slots[:-1] + [jumped.kept] if guard else leaves.slots
+    slots = _record(slots, leaves, jumped.updates, plan, rollback)
+    new_state = _next_state(state, count, plan, rollback, jumped, guard_state,
+                            slots, checked=value_fn is not None)
+    return leaves.updates_tree(jumped.updates), new_state
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -1,6 +1,4 @@
-"""The history ring buffer: init, gather, write, and the run-once-if loop."""
-
-import re
+"""The history ring buffer: init, gather and write."""
 
 import jax
 import jax.numpy as jnp
@@ -55,32 +53,3 @@ def test_write_to_no_slot_changes_nothing():
   out = jax.jit(_history.write)(slots, jnp.int32(-1), [jnp.ones(2)])
   chex.assert_trees_all_equal(out, slots)
 
-
-@pytest.mark.parametrize('pred,want', [(True, 1), (False, 0)])
-def test_run_once_if_runs_the_function_exactly_when_asked(pred, want):
-  def count(x):
-    return x + 1
-
-  got = jax.jit(_history.run_once_if, static_argnums=1)(
-      jnp.bool_(pred), count, jnp.int32(0))
-  assert int(got) == want
-
-
-def test_run_once_if_reads_the_donated_params_in_place():
-  # The claim of the docstring, on the compiled step: the params are donated
-  # and read by the function, and the step holds no copy of a float array
-  # outside the branch that runs the function.
-  def step(params, updates, pred):
-    updates = run(pred, params, updates)
-    return params + updates, updates
-
-  def run(pred, params, updates):
-    return _history.run_once_if(
-        pred, lambda u: u + jnp.sin(params) * jnp.cos(params), updates)
-
-  args = (jnp.ones((64, 64)), jnp.zeros((64, 64)), jnp.bool_(False))
-  hlo = jax.jit(step, donate_argnums=(0, 1)).lower(*args).compile().as_text()
-  entry = hlo[hlo.index('\nENTRY'):]
-  entry = entry[:entry.index('\n}')]
-  assert ' conditional(' in entry
-  assert not re.findall(r'= f32\[[\d,]*\]\{[^}]*\} copy\(', entry), entry

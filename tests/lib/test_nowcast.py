@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 
 import jax
 import jax.extend
@@ -879,6 +880,28 @@ def test_forecaster_runs_only_inside_the_jump_branch_and_no_host_callbacks():
   top = {name for name, d in found if d == 0}
   assert 'cond' in top
   assert not [name for name, _ in found if 'callback' in name]
+
+
+@pytest.mark.parametrize('guard_steps,checked', [(None, False), (3, True)],
+                         ids=['blind', 'guarded and checked'])
+def test_a_donated_step_reads_the_params_and_history_in_place(guard_steps,
+                                                             checked):
+  # The step's conditionals (jump or rollback; record) read the donated
+  # params, updates and history in place: the compiled step's entry holds
+  # no copy of a float array, so a step that neither jumps nor records
+  # copies nothing.
+  tx = optax.chain(optax.sgd(0.1), onc.nowcast(
+      forecasters.linear(3, 2.0), record_every=2, jump_every=3,
+      last_jump_step=JUMP_TO_THE_END, guard_steps=guard_steps))
+  loss = lambda p: jnp.sum(jnp.sin(p['w']) ** 2)
+  step = _step_fn(tx, loss, **({'value_fn': loss} if checked else {}))
+  params = {'w': jnp.ones((64, 64))}
+  hlo = jax.jit(step, donate_argnums=(0, 1)).lower(
+      params, tx.init(params)).compile().as_text()
+  entry = hlo[hlo.index('\nENTRY'):]
+  entry = entry[:entry.index('\n}')]
+  assert ' conditional(' in entry
+  assert not re.findall(r'= f32\[[\d,]*\]\{[^}]*\} copy\(', entry), entry
 
 
 # ----------------------------------------------------------------------------
