@@ -314,7 +314,7 @@ def _stream(forecaster, group, params, updates, slots, window_slots, times,
   A joined copy of a group's params and history would cost several float32
   copies of the params in temporaries; and on a CPU a step whose temporary
   arena passes 32 MB has it mapped fresh (and every page faulted) on every
-  call, jump or not (``results/cpu_temp_arena.md``). So the group is never
+  call, jump or not (``docs/cost.md``). So the group is never
   joined: one ``lax.fori_loop`` runs over a static table of blocks, each a
   ``(source, offset)`` pair, where a source is a leaf of at least a block
   or a pack of smaller leaves (:func:`_sources`). A block is read straight

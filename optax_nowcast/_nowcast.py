@@ -256,7 +256,7 @@ def _check_jumps_end(schedule: Schedule, value_fn: Any,
 #: intermediates take 1-3 KB per weight, a closed-form one's a few floats;
 #: either way a chunk's temporaries stay near a few MB, far below the 32 MB
 #: past which a CPU step's temporaries are mapped fresh on every call
-#: (``results/cpu_temp_arena.md``).
+#: (measured in the docs' Cost per step page, ``docs/cost.md``).
 AUTO_CHUNK_SIZE = 2**12
 AUTO_CLOSED_FORM_CHUNK_SIZE = 2**16
 
@@ -631,14 +631,15 @@ def nowcast(
   counts the winners. Such a jump never raises the loss it is given above
   not jumping, so training may end on any step and jumps cannot drive an
   oscillation of that loss. A learned forecaster's jump can raise the loss
-  at once and still pay a few steps later (``results/select_probe.md``):
+  at once and still pay a few steps later (measured in the docs' page
+  Checked jumps and guards, ``docs/checked_jumps.md``):
   give ``value_fn=lookahead(loss, steps=..., learning_rate=...)``
   (:func:`~optax_nowcast.lookahead`) to judge each candidate after a few
   sign-descent steps instead. Without ``value_fn`` the jump goes blindly to
   the forecast, and a periodic schedule then requires ``last_jump_step``
   (``update`` raises otherwise): with blind jumps to the end, optax's own
-  test problems are no longer solved (``results/optax_convergence.md``:
-  Adam + ``linear`` keeps kicking the params off a parabola's optimum, SGD
+  test problems are no longer solved (``docs/checked_jumps.md``, "On
+  optax's own test problems": Adam + ``linear`` keeps kicking the params off a parabola's optimum, SGD
   with momentum + ``linear`` diverges on Rosenbrock).
 
   Each scalar weight is forecast independently from its own window: the
@@ -710,7 +711,7 @@ def nowcast(
       so the jump's temporaries stay a few MB whatever the model's size,
       and never the joined float32 copies of the params and history that
       would, on a CPU, make every step pay page faults once a step's
-      temporaries pass 32 MB (``results/cpu_temp_arena.md``). ``'auto'``
+      temporaries pass 32 MB (``docs/cost.md``). ``'auto'``
       (the default): :data:`AUTO_CHUNK_SIZE` (4,096) weights for a
       learned forecaster, whose intermediates take 1-3 KB per weight,
       :data:`AUTO_CLOSED_FORM_CHUNK_SIZE` (65,536) for a closed-form one

@@ -100,7 +100,7 @@ def lookahead(
   A jump's forecast can raise the loss at once and still pay: the
   per-scalar forecasts of a layer lose the layer's co-adaptation, and a few
   optimizer steps restore it, below where not jumping gets
-  (``results/select_probe.md``). A checked jump that compares the losses at
+  (``docs/checked_jumps.md``). A checked jump that compares the losses at
   the candidates right away then never jumps. Pass this instead of the bare
   loss: each candidate :math:`p` (no jump included) is first moved by
   :math:`m` steps of sign descent on ``loss_fn``, a stand-in for Adam's

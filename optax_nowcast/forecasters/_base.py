@@ -115,7 +115,7 @@ class Standardize(NamedTuple):
   the statistics are sums over the entries and accumulates them chunk by
   chunk, read in place from the history (two passes: :math:`n` and the sum,
   then the squares), so that a jump never holds a whole window of a leaf in
-  memory (``results/cpu_temp_arena.md``). A complex leaf's deviation is the
+  memory (``docs/cost.md``). A complex leaf's deviation is the
   root mean square of the complex distance to the mean.
 
   Attributes:
