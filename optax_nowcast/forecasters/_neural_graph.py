@@ -262,7 +262,8 @@ def _roles(infos: Sequence[LeafInfo]) -> list[_Module]:
     usable = [i for i in ids if 'complex' not in infos[i].dtype]
 
     def named(*names, usable=usable):
-      return next((i for i in usable if infos[i].path[-1] in names), None)
+      return next((i for i in usable
+                   if infos[i].path and infos[i].path[-1] in names), None)
 
     out.append(_Module(name, tuple(ids), named('kernel', 'w', 'weight'),
                        named('embedding', 'embeddings', 'embed'),
@@ -547,6 +548,8 @@ def laplacian_positions(num_nodes: int, src: np.ndarray, dst: np.ndarray,
   Returns:
     float32 ``(num_nodes, count)`` (zero columns past ``num_nodes - 1``).
   """
+  if num_nodes == 0:  # nothing placed: every leaf is forecast per weight
+    return np.zeros((0, count), np.float32)
   keep = src != dst
   a, b = src[keep].astype(np.int64), dst[keep].astype(np.int64)
   pairs = np.unique(np.concatenate([a * num_nodes + b, b * num_nodes + a]))

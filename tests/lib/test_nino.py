@@ -344,6 +344,26 @@ class InsideNowcastTest(absltest.TestCase):
                                    3.0, infos[k].label)
     np.testing.assert_allclose(out[k][0], want, rtol=1e-6)
 
+  def test_params_of_one_bare_array_are_forecast_per_weight(self):
+    # A tree without names (optax's test problems: params are one array):
+    # the neural graph places nothing, and every leaf goes to nino-mlp.
+    params = jnp.array([-1.0, 10.0, 1.0])
+    infos = _neural_graph.leaf_infos(params)
+    graph = _neural_graph.neural_graph(infos)
+    self.assertEqual(graph.num_nodes, 0)
+    self.assertEqual([i for i, _ in graph.unplaced], [0])
+    f = onc.forecasters.load('nino')
+    window = tuple(params * (1 + 0.1 * t) for t in range(5))
+    _nino._WARNED.clear()
+    with warnings.catch_warnings():
+      warnings.simplefilter('ignore')
+      out = _nino.forecast_leaves(f.weights, [window], jnp.arange(-4.0, 1.0),
+                                  jnp.array([3.0]), infos)
+    from optax_nowcast.forecasters import _nino_mlp  # pylint: disable=g-import-not-at-top
+    want = _nino_mlp.forecast_leaf(f.weights['mlp'], jnp.stack(window), 3.0,
+                                   infos[0].label)
+    np.testing.assert_allclose(out[0][0], want, rtol=1e-6)
+
 
 if __name__ == '__main__':
   absltest.main()
