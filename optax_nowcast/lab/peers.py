@@ -248,4 +248,15 @@ PEERS: dict[str, Peer] = {p.name: p for p in (
 #: Adam rate (``optax-nowcast tune --task T --method P``, reports in
 #: ``results/lr_sweep/<task>.<peer>.md``). A peer not listed here takes the
 #: best rate of its saved sweep, if any (``runner.peer_factor``).
-TUNED: dict[tuple[str, str], float] = {}
+TUNED: dict[tuple[str, str], float] = {
+    ('digits-mlp', 'adam-cosine'): 1.0,
+    ('digits-mlp', 'adam-wsd'): 1.0,
+    ('digits-mlp', 'lookahead'): 0.25,
+    ('digits-mlp', 'sf-adamw'): 2.0,
+    ('digits-mlp', 'snoo'): 1.0,
+    ('mnist-mlp', 'adam-cosine'): 2.0,
+    ('mnist-mlp', 'adam-wsd'): 0.5,
+    ('mnist-mlp', 'lookahead'): 2.0,
+    ('mnist-mlp', 'sf-adamw'): 2.0,
+    ('mnist-mlp', 'snoo'): 1.0,
+}

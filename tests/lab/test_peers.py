@@ -104,7 +104,9 @@ def test_every_peer_trains_and_says_where_to_evaluate(name, optimizer):
         evaluated, optax.contrib.schedule_free_eval_params(state, params))
 
 
-def test_a_peer_needs_a_tuned_rate_and_reads_its_sweep(tmp_path):
+def test_a_peer_needs_a_tuned_rate_and_reads_its_sweep(tmp_path,
+                                                      monkeypatch):
+  monkeypatch.setattr(peers, 'TUNED', {})
   with pytest.raises(ValueError, match='tune --task digits-mlp --method'
                      ' sf-adamw'):
     runner.peer_factor('digits-mlp', 'sf-adamw', sweeps=tmp_path)
@@ -116,6 +118,9 @@ def test_a_peer_needs_a_tuned_rate_and_reads_its_sweep(tmp_path):
                             sweeps=tmp_path) == 0.5
   assert runner.peer_factor('digits-mlp', 'multihorizon',
                             sweeps=tmp_path) == 1.0
+  # The registered rate comes first.
+  monkeypatch.setitem(peers.TUNED, ('digits-mlp', 'adam-wsd'), 4.0)
+  assert runner.peer_factor('digits-mlp', 'adam-wsd', sweeps=tmp_path) == 4.0
 
 
 @pytest.mark.parametrize('method,last', [('multihorizon+wsd', 1056),
@@ -151,6 +156,7 @@ def _fake_train(best_factor, trained):
                                         (0.25, [0.125, 0.25, 0.5, 1.0, 2.0])])
 def test_a_peer_is_swept_over_multiples_of_adams_rate(
     tmp_path, monkeypatch, capsys, best, tried):
+  monkeypatch.setattr(peers, 'TUNED', {})
   trained = []
   monkeypatch.setattr(runner, '_train', _fake_train(best, trained))
   assert cli.main(['tune', '--task', 'digits-mlp', '--method', 'sf-adamw',
@@ -218,3 +224,21 @@ def test_prune_drops_only_runs_no_method_would_reuse(tmp_path, capsys):
   assert cli.main(['bench', '--task', 'digits-mlp', '--dry-run', '--out',
                    str(tmp_path)]) == 2
   assert '--dry-run goes with --prune' in capsys.readouterr().err
+
+
+_SWEEPS = runner.SWEEPS if runner.SWEEPS.is_absolute() else (
+    __import__('pathlib').Path(__file__).resolve().parents[2] / runner.SWEEPS)
+
+
+# Every committed peer sweep decides its peer's registered rate (as Adam's
+# sweeps decide tasks.py's), and every registered rate has its sweep.
+@pytest.mark.parametrize('file', sorted(_SWEEPS.glob('*.*.json')),
+                         ids=lambda f: f.stem)
+def test_each_peer_sweep_is_registered(file):
+  rep = json.loads(file.read_text())
+  assert peers.TUNED.get((rep['task'], rep['method'])) == rep['best_factor']
+
+
+def test_each_registered_peer_rate_has_its_sweep():
+  for task, peer in peers.TUNED:
+    assert (_SWEEPS / f'{task}.{peer}.json').exists(), (task, peer)

@@ -26,6 +26,7 @@ import numpy as np
 import optax
 
 import optax_nowcast as onc
+from optax_nowcast.forecasters import _io as forecaster_io
 
 STEPS = 10_000
 # optax 0.2.8 alias_test._OPTIMIZERS_UNDER_TEST, float32 problems (the
@@ -88,32 +89,35 @@ def rosenbrock(dtype=jnp.float32):
 
 PROBLEMS = {'parabola': parabola, 'rosenbrock': rosenbrock}
 MODES = ('blind', 'stop-90%', 'checked')
-FORECASTERS = ('last', 'linear', 'quadratic', 'wnn', 'introspection')
+CURVE_FITS = ('last', 'linear', 'quadratic')
+#: The curve fits and every shipped learned forecaster (from the registry).
+FORECASTERS = CURVE_FITS + forecaster_io.SHIPPED
 
 
 def make_nowcast(name: str, mode: str, record_every: int = 10
                  ) -> optax.GradientTransformationExtraArgs:
   """``nowcast`` with forecaster ``name``, ending its jumps as ``mode`` says.
 
-  Curve fits have window 3 and horizon 5; ``wnn`` is the shipped one (its
-  window and horizon); the periodic schedule jumps every ``window`` records.
-  ``introspection`` (shipped) runs its own schedule, jumps at 5, 10, 20 and
-  30% of the steps, whatever the mode (it ends by itself).
+  Curve fits have window 3 and horizon 5; a learned forecaster is the
+  shipped one (its window and horizon); the periodic schedule jumps every
+  ``window`` records. A learned forecaster without a horizon of its own
+  (``introspection``) runs the Introspection schedule, jumps at 5, 10, 20
+  and 30% of the steps, whatever the mode (it ends by itself).
   """
   if mode not in MODES:
     raise ValueError(f'mode must be one of {MODES}, got {mode!r}')
-  if name == 'introspection':
-    steps = [int(STEPS * f) for f in (0.05, 0.1, 0.2, 0.3)]
-    return onc.nowcast(onc.forecasters.load('introspection'),
-                       schedule=onc.schedules.introspection(steps))
-  if name == 'wnn':
-    forecaster = onc.forecasters.load(name)
-  elif name == 'last':
+  if name not in FORECASTERS:
+    raise ValueError(f'forecaster must be one of {FORECASTERS}, got {name!r}')
+  if name == 'last':
     forecaster = onc.forecasters.last(3)
-  elif name in ('linear', 'quadratic'):
+  elif name in CURVE_FITS:
     forecaster = getattr(onc.forecasters, name)(3, 5.0)
   else:
-    raise ValueError(f'forecaster must be one of {FORECASTERS}, got {name!r}')
+    forecaster = onc.forecasters.load(name)
+  if forecaster.horizon is None:
+    steps = [int(STEPS * f) for f in (0.05, 0.1, 0.2, 0.3)]
+    return onc.nowcast(forecaster,
+                       schedule=onc.schedules.introspection(steps))
   ends = {'blind': {'last_jump_step': STEPS},
           'stop-90%': {'last_jump_step': int(0.9 * STEPS)},
           'checked': {}}

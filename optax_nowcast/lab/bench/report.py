@@ -186,11 +186,14 @@ def explain(report: dict) -> str:
   return '\n'.join(lines)
 
 
-def _median_band(runs: list[dict]) -> tuple[list[float], list[float],
-                                             list[float], list[float]]:
-  """Steps, then the median, min and max of the metric over the runs."""
+def _median_band(runs: list[dict], better: bool
+                 ) -> tuple[list[float], list[float], list[float],
+                            list[float]]:
+  """Steps, then the median, min and max over the runs of the best metric
+  so far (what "steps to the target" reads: its first crossing)."""
   steps = runs[0]['eval_steps']
   arr = np.asarray([r['eval_metric'][:len(steps)] for r in runs], np.float64)
+  arr = (np.maximum if better else np.minimum).accumulate(arr, axis=1)
   return (steps, np.median(arr, 0).tolist(), arr.min(0).tolist(),
           arr.max(0).tolist())
 
@@ -203,8 +206,10 @@ def _reach(run: dict, target: float, better: bool) -> Optional[float]:
 
 
 def plot(report: dict, path: pathlib.Path) -> None:
-  """Left: median metric per method with a band over seeds, the target and
-  the jumps (▼); right: each seed's steps to the target per method."""
+  """Left: per method, the median over seeds of the best metric so far,
+  with a band (min..max over seeds), the target and the jumps (▼): where
+  a line crosses the target is its median steps to the target; right: each
+  seed's steps to the target per method."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
@@ -218,7 +223,7 @@ def plot(report: dict, path: pathlib.Path) -> None:
   for i, method in enumerate(methods):
     runs = [r for r in report['runs'] if r['method'] == method]
     color = f'C{i}'
-    steps, median, lo, hi = _median_band(runs)
+    steps, median, lo, hi = _median_band(runs, better)
     ax.plot(steps, median, color=color, lw=1.6,
             label=f'{method} (median of {len(runs)})')
     ax.fill_between(steps, lo, hi, color=color, alpha=0.15, lw=0)
@@ -242,17 +247,17 @@ def plot(report: dict, path: pathlib.Path) -> None:
   ax.axhline(target, color='k', ls='--', lw=0.8, label=f'target {target:.4f}')
   # The range of every band past the first tenth of the budget: post-jump
   # dips stay in view, the initial descent does not squash the rest.
-  late = [v for r in report['runs'] for x, v in zip(r['eval_steps'],
-                                                     r['eval_metric'])
-          if x >= 0.1 * budget] or shown
+  late = [v for r in report['runs'] for x, v in zip(
+      r['eval_steps'], (np.maximum if better else np.minimum).accumulate(
+          r['eval_metric'])) if x >= 0.1 * budget] or shown
   lo, hi = min(late + [target]), max(late + [target])
   pad = 0.05 * (hi - lo or 1.0)
   ax.set_ylim(lo - pad, hi + pad)
   ax.set_xlabel('step')
-  ax.set_ylabel(_NAMES.get(report['metric'], report['metric']))
+  ax.set_ylabel(f"best {_NAMES.get(report['metric'], report['metric'])} so far")
   seen = 'seen' if report['seen_in_meta_training'] else 'unseen'
-  ax.set_title(f"{report['task']} ({seen} in meta-training): median, band ="
-               ' min..max over seeds, ▼ = jump', fontsize=10)
+  ax.set_title(f"{report['task']} ({seen} in meta-training): best so far,"
+               ' median over seeds, band = min..max, ▼ = jump', fontsize=10)
   ax.legend(loc='lower right' if better else 'upper right', fontsize=8)
   bx.set_yticks(range(len(methods)), methods)
   bx.invert_yaxis()

@@ -82,8 +82,8 @@ NINO_HORIZON_FORECASTERS = ('multihorizon', 'nino', 'nino-mlp')
 #: The forecasters on the step schedule (:func:`nino_schedule`).
 STEP_SCHEDULE = ('linear', 'quadratic', 'wnn', 'multihorizon', 'nino',
                  'nino-mlp')
-#: The forecasters loaded from a shipped checkpoint.
-SHIPPED = ('wnn', 'introspection', 'multihorizon', 'nino', 'nino-mlp')
+#: The forecasters loaded from a shipped checkpoint (from the registry).
+SHIPPED = forecaster_io.SHIPPED
 #: The checked methods' look-ahead: sign-descent steps before judging, and
 #: the multiples of the scheduled horizon tried.
 LOOKAHEAD_STEPS, SELECT = 10, (0.5, 1.0, 2.0)
@@ -394,8 +394,8 @@ def _setup(task_name: str, methods: Sequence[str], seeds: int,
   return methods, task, ds, steps_per_epoch
 
 
-def _runs_to_train(task_name: str, methods: Sequence[str], seeds: int
-                   ) -> list[tuple[str, int, float]]:
+def _runs_to_train(task_name: str, methods: Sequence[str], seeds: int,
+                   first_seed: int = 0) -> list[tuple[str, int, float]]:
   """Every distinct run behind ``methods`` x ``seeds``, method by method.
 
   ``adam-sweep`` stands for its learning-rate factors (its 1x member is the
@@ -407,7 +407,8 @@ def _runs_to_train(task_name: str, methods: Sequence[str], seeds: int
     for factor in (SWEEP if m == 'adam-sweep'
                    else (peer_factor(task_name, m),)):
       name = 'adam' if m == 'adam-sweep' else m
-      jobs += [(name, s, factor) for s in range(seeds)]
+      jobs += [(name, s, factor)
+               for s in range(first_seed, first_seed + seeds)]
   return list(dict.fromkeys(jobs))
 
 
@@ -459,7 +460,8 @@ def run_task(task_name: str, methods: Sequence[str], seeds: int, *,
              steps: Optional[int] = None, progress: bool = True,
              command: Optional[str] = None,
              cache_dir: Optional[str | pathlib.Path] = None,
-             reuse: bool = True, saved_only: bool = False) -> dict:
+             reuse: bool = True, saved_only: bool = False,
+             first_seed: int = 0) -> dict:
   """Runs ``methods`` x ``seeds`` on a task; returns the report dict.
 
   See :mod:`optax_nowcast.lab.bench.report` for the report's schema.
@@ -479,6 +481,8 @@ def run_task(task_name: str, methods: Sequence[str], seeds: int, *,
     reuse: If False, every run is redone (and saved) even if saved before.
     saved_only: Train nothing: report the methods whose runs are all saved
       under ``cache_dir`` (``adam``'s must be) and leave the others out.
+    first_seed: The seeds are ``first_seed .. first_seed + seeds - 1`` (fresh
+      seeds, to check that a result holds).
 
   Returns:
     The report (without ``summary``; see
@@ -491,7 +495,7 @@ def run_task(task_name: str, methods: Sequence[str], seeds: int, *,
   if saved_only:
     def complete(m):
       try:
-        jobs = _runs_to_train(task_name, [m], seeds)
+        jobs = _runs_to_train(task_name, [m], seeds, first_seed)
       except ValueError:  # A peer not tuned yet on this task.
         return False
       return all(_saved(task, s, name, cache, f) is not None
@@ -506,7 +510,8 @@ def run_task(task_name: str, methods: Sequence[str], seeds: int, *,
             file=sys.stderr)
     methods = [m for m in methods if m not in left_out]
   runs: list[Run] = []
-  jobs = [(s, m) for s in range(seeds) for m in methods]
+  jobs = [(s, m) for s in range(first_seed, first_seed + seeds)
+          for m in methods]
   trainings = sum(len(SWEEP) if m == 'adam-sweep' else 1 for _, m in jobs)
   bar = tqdm.tqdm(total=trainings * task.steps, unit='step',
                   desc=f'bench {task_name}', disable=None if progress else True)
@@ -545,6 +550,7 @@ def run_task(task_name: str, methods: Sequence[str], seeds: int, *,
       budget_steps=task.steps,
       steps_per_epoch=steps_per_epoch,
       seeds=seeds,
+      **({'first_seed': first_seed} if first_seed else {}),
       methods=methods,
       machine=f'{platform.machine()}, Python {platform.python_version()}',
       date=datetime.date.today().isoformat(),
