@@ -4,11 +4,13 @@ A :class:`Forecaster` is data (its weights) plus a pure per-scalar function;
 :func:`optax_nowcast.nowcast` vmaps it over every weight on jump steps.
 
 - Curve fits: :func:`linear`, :func:`quadratic`, and :func:`last` (no jump).
-- Learned: :func:`wnn` (Jang et al., 2023), :func:`introspection` (Sinha
-  et al., 2017) and :func:`multihorizon` (NiNo's per-scalar variant, Knyazev
-  et al., 2025; scaled per leaf, many horizons at once), freshly initialised or from given weights; :func:`load`
-  returns the shipped pretrained ones, :func:`load_from` one saved with
-  :func:`save`.
+- Learned, one per entry of the registry (``_registry.MODULES``):
+  :func:`wnn` (Jang et al., 2023), :func:`introspection` (Sinha et al.,
+  2017), :func:`multihorizon` (NiNo's per-scalar variant, Knyazev et al.,
+  2025; scaled per leaf, many horizons at once), :func:`nino_mlp` (NiNo's
+  graph-free model) and :func:`nino` (NiNo's graph network), freshly
+  initialised or from given weights; :func:`load` returns the shipped
+  pretrained ones, :func:`load_from` one saved with :func:`save`.
 
 The learned forecasters and the checkpoint functions are imported on first
 use, so that ``import optax_nowcast`` loads neither Flax nor orbax.
@@ -24,17 +26,16 @@ from optax_nowcast.forecasters._neural_graph import LeafInfo
 from optax_nowcast.forecasters._curve_fit import last
 from optax_nowcast.forecasters._curve_fit import linear
 from optax_nowcast.forecasters._curve_fit import quadratic
+from optax_nowcast.forecasters import _registry
 
-# Public name -> the module that defines it, imported on first access.
+# Public name -> the module that defines it, imported on first access: the
+# registry's learned forecasters, and the checkpoint functions.
 _LAZY = {
-    'wnn': '_wnn',
-    'multihorizon': '_multihorizon',
-    'introspection': '_introspection',
-    'nino': '_nino',
-    'nino_mlp': '_nino_mlp',
-    'load': '_io',
-    'load_from': '_io',
-    'save': '_io',
+    **{_registry.factory_name(name): module
+       for name, module in _registry.MODULES.items()},
+    'load': 'optax_nowcast.forecasters._io',
+    'load_from': 'optax_nowcast.forecasters._io',
+    'save': 'optax_nowcast.forecasters._io',
 }
 
 __all__ = (
@@ -42,23 +43,15 @@ __all__ = (
     'Standardize',
     'LABELS',
     'LeafInfo',
-    'introspection',
     'last',
     'linear',
-    'load',
-    'load_from',
-    'multihorizon',
-    'nino',
-    'nino_mlp',
     'quadratic',
-    'save',
-    'wnn',
-)
+) + tuple(_LAZY)
 
 
 def __getattr__(name: str) -> Any:
   if name in _LAZY:
-    module = importlib.import_module(f'{__name__}.{_LAZY[name]}')
+    module = importlib.import_module(_LAZY[name])
     value = getattr(module, name)
     globals()[name] = value  # later accesses skip this function
     return value

@@ -63,10 +63,6 @@ def _read_every_value(weights: pathlib.Path) -> None:
     store.read(key).result()
 
 
-#: The registered forecasters with a checkpoint in the wheel.
-SHIPPED = ('introspection', 'multihorizon', 'nino', 'nino-mlp', 'wnn')
-
-
 def shipped_root() -> pathlib.Path:
   """Where the shipped checkpoints are: package data, else the checkout."""
   try:
@@ -77,6 +73,13 @@ def shipped_root() -> pathlib.Path:
   except ModuleNotFoundError:
     pass
   return pathlib.Path(__file__).resolve().parents[2] / 'checkpoints'
+
+
+#: The registered forecasters with a checkpoint in the wheel: those of the
+#: registry (``_registry.MODULES``) with a directory under
+#: :func:`shipped_root`, sorted.
+SHIPPED = tuple(sorted(name for name in _registry.names()
+                       if (shipped_root() / name).is_dir()))
 
 
 def _checksums(weights_dir: pathlib.Path) -> dict[str, str]:
@@ -90,7 +93,8 @@ def save(directory: PathLike, kind: str, weights: Any, *,
 
   Args:
     directory: The checkpoint directory (replaced if it holds a checkpoint).
-    kind: ``'wnn'`` or ``'introspection'``.
+    kind: A registered learned forecaster's name (``_registry.MODULES``),
+      e.g. ``'wnn'``.
     weights: The forecaster's weights pytree.
     manifest: Extra manifest entries (config, data, validation, command).
 
@@ -242,7 +246,7 @@ def load(name: str, **kwargs: Any) -> Forecaster:
   """A shipped pretrained forecaster, ready to pass to ``nowcast``.
 
   Args:
-    name: ``'wnn'`` or ``'introspection'``.
+    name: A shipped forecaster's name (:data:`SHIPPED`), e.g. ``'wnn'``.
     **kwargs: Passed on to the forecaster's factory (e.g. ``horizon``).
 
   Returns:

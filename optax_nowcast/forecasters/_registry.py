@@ -10,7 +10,11 @@ branch on a forecaster's name.
 Adding a forecaster: write ``optax_nowcast/forecasters/_<name>.py`` with its
 factory and ``LEARNED = Learned(...)``, and add one line to :data:`MODULES`.
 Modules are imported on first use, so ``import optax_nowcast`` stays free of
-Flax.
+Flax. Everything else is derived from :data:`MODULES`: the public factory
+``onc.forecasters.<name>`` (:func:`factory_name`: ``'-'`` becomes ``'_'``),
+the shipped checkpoints ``forecasters.load`` knows (those of
+:data:`MODULES` with a directory in the wheel's ``checkpoints/``), the lab's
+benchmark and the contract battery.
 """
 
 from __future__ import annotations
@@ -85,6 +89,12 @@ class Learned(NamedTuple):
 def names() -> tuple[str, ...]:
   """The names of the registered learned forecasters."""
   return tuple(MODULES)
+
+
+def factory_name(name: str) -> str:
+  """The public factory of ``name`` in ``onc.forecasters``: ``nino-mlp`` ->
+  ``nino_mlp``; its module defines it under that name."""
+  return name.replace('-', '_')
 
 
 def get(name: str) -> Learned:

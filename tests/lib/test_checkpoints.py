@@ -13,6 +13,7 @@ import pytest
 
 import optax_nowcast as onc
 from optax_nowcast.forecasters import _io
+from optax_nowcast.forecasters import _registry
 
 # These tests check the blind jumps themselves, so they let them run to the
 # end of the run (nowcast asks for an end, or for value_fn-checked jumps).
@@ -93,6 +94,16 @@ def test_truncated_or_missing_checkpoint_file_is_reported(tmp_path):
   (ckpt / 'manifest.json').unlink()
   with pytest.raises(FileNotFoundError, match='manifest.json is missing'):
     onc.forecasters.load_from(ckpt)
+
+
+def test_shipped_are_the_registered_forecasters_with_a_checkpoint():
+  # SHIPPED is derived from the registry and the wheel's checkpoints/: every
+  # checkpoint there is a registered forecaster's, and load knows it.
+  with_manifest = {p.name for p in _io.shipped_root().iterdir()
+                   if (p / _io.MANIFEST).is_file()}
+  assert set(_io.SHIPPED) == with_manifest
+  assert set(_io.SHIPPED) <= set(_registry.names())
+  assert list(_io.SHIPPED) == sorted(_io.SHIPPED)
 
 
 def test_unknown_name_lists_the_known_ones():

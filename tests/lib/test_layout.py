@@ -50,6 +50,10 @@ def test_every_registered_forecaster_describes_itself(name):
   forecaster = learned.make()
   assert forecaster.name == name
   assert forecaster.horizon is None or learned.periodic
+  # Its public factory, derived from the registry.
+  public = _registry.factory_name(name)
+  assert public in onc.forecasters.__all__
+  assert getattr(onc.forecasters, public) is learned.make
 
 
 def test_the_registry_rejects_unknown_names():
@@ -58,10 +62,12 @@ def test_the_registry_rejects_unknown_names():
 
 
 def test_forecasters_exports_what_a_user_calls():
+  learned = {_registry.factory_name(name) for name in _registry.names()}
+  assert learned >= {'introspection', 'multihorizon', 'nino', 'nino_mlp',
+                     'wnn'}
   assert set(onc.forecasters.__all__) == {
-      'Forecaster', 'LABELS', 'LeafInfo', 'Standardize', 'introspection',
-      'last', 'linear', 'load', 'load_from', 'multihorizon', 'nino',
-      'nino_mlp', 'quadratic', 'save', 'wnn'}
+      'Forecaster', 'LABELS', 'LeafInfo', 'Standardize', 'last', 'linear',
+      'load', 'load_from', 'quadratic', 'save'} | learned
   for name in onc.forecasters.__all__:
     assert getattr(onc.forecasters, name) is not None
   with pytest.raises(AttributeError):
