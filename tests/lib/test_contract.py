@@ -5,26 +5,34 @@ each test states one property of an ``optax.GradientTransformationExtraArgs``
 in its docstring and checks it with chex, over every valid combination of
 
 - forecaster: ``last``, ``linear``, ``quadratic`` (curve fits, window 3 on
-  the periodic schedule, 4 on the Introspection one), the shipped ``wnn``
-  (window 5), the shipped ``introspection`` (window 4, no horizon of its
-  own), ``multihorizon`` (window 5, fixed random weights, scaled per
-  leaf) and the shipped ``nino`` (window 5, whole leaves: its graph network
-  places the kernel, the bias and the scalar go per weight);
+  the periodic schedule, 4 on the Introspection one) and every learned
+  forecaster of the registry (``_registry.MODULES``: adding one there adds
+  it here), as shipped (``forecasters.load``; fresh weights from key 0 for
+  one that ships no checkpoint), on the periodic schedule with a record
+  every step and a jump every ``window + 1`` records; one without a horizon
+  of its own (``introspection``) gets horizon 2, one with
+  ``forecast_leaves`` (``nino``) runs whole leaves;
 - schedule: periodic (``record_every``/``jump_every``) or Introspection
-  (``schedules.introspection([6, 10])``, window 4 only, so not ``wnn``,
-  ``multihorizon`` nor ``nino``);
+  (``schedules.introspection([6, 10])``, window 4 only: the curve fits and
+  ``introspection``);
 - guard: ``guard_steps=None`` or ``guard_steps=2`` (periodic schedule only);
 - ``history_dtype``: ``None`` or ``jnp.bfloat16``;
 - jumps: blind (no ``value_fn``; the periodic schedule then needs an end,
   ``last_jump_step``, set far beyond the runs here) or checked (``update``
   gets ``value_fn``, the loss of the params, and each jump keeps the best of
   not jumping and the default ``select`` step sizes); checked with the
-  params' dtype only.
+  params' dtype only;
+- the params' dtype: float32; bfloat16 for the state's types in every
+  configuration; float16 and float64 (under ``jax.enable_x64``), as in
+  optax's battery, where the dtype matters: the state's types on the
+  periodic schedule, a run's jumps and finiteness with every forecaster,
+  ``last``'s exactness and ``linear``'s checked jumps.
 
 Only the public API is used: ``onc.nowcast``, ``onc.forecasters``,
 ``onc.schedules`` and the ``NowcastState`` fields ``count``, ``jumps``,
 ``skipped``, ``nonfinite`` and ``history`` (``jumps`` found with
-``optax.tree.get``, wherever a wrapper nests the state).
+``optax.tree.get``, wherever a wrapper nests the state); the registry only
+to list the learned forecasters.
 
 Compiling a step takes a second or more on CPU, so every configuration's
 jitted step is compiled once (:func:`_compiled`) and shared by the tests that
@@ -34,6 +42,7 @@ depends on fewer axes is run over those axes only; its test says why.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 from typing import Any, NamedTuple, Optional
@@ -47,30 +56,66 @@ import optax
 import pytest
 
 import optax_nowcast as onc
+from optax_nowcast.forecasters import _io as forecaster_io
+from optax_nowcast.forecasters import _registry
 
 # Steps per run. Every configuration jumps at least twice within them, and the
 # guard (2 steps) closes its window after the first jump.
 NUM_STEPS = 14
-# Periodic schedule of each forecaster: (window, record_every, jump_every).
-# jump_every >= window, and guard_steps=2 <= (window - 1) * record_every.
-PERIODIC = {
-    'last': (3, 2, 3),  # jumps at steps 6, 12
-    'linear': (3, 2, 3),  # jumps at steps 6, 12
-    'quadratic': (3, 2, 3),  # jumps at steps 6, 12
-    'wnn': (5, 1, 6),  # jumps at steps 6, 12 (jump_every > window)
-    'introspection': (4, 1, 4),  # jumps at steps 4, 8, 12
-    'multihorizon': (5, 1, 6),  # jumps at steps 6, 12
-    'nino': (5, 1, 6),  # jumps at steps 6, 12
-}
+CURVE_FITS = ('last', 'linear', 'quadratic')
+FORECASTERS = CURVE_FITS + _registry.names()
+INTROSPECTION_WINDOW = 4
 INTROSPECTION_JUMPS = (6, 10)  # inputs at 0, 2, 4, 6 and 0, 4, 7, 10
 GUARD_STEPS = 2
 INNER_LR = 0.1
 LAST_JUMP_STEP = 10**6
+# The params' dtypes of optax's battery (float64 under jax.enable_x64).
+PARAM_DTYPES = ('float16', 'bfloat16', 'float32', 'float64')
 # Compiling dominates this file's run time. LLVM's -O0 halves it (WNN's step:
 # 4 s -> 2 s) and changes nothing the tests check: XLA's HLO passes (fusion,
 # control flow, donation) run as usual, only the CPU code is less optimised.
 # Set to None to test with the default optimisation.
 COMPILER_OPTIONS = {'xla_backend_optimization_level': 0}
+
+
+def _forecaster(name: str, window: int = 3) -> onc.forecasters.Forecaster:
+  """A curve fit of ``window``, or the learned forecaster ``name``.
+
+  A learned forecaster has its own window (``window`` is for curve fits).
+  """
+  if name == 'last':
+    return onc.forecasters.last(window=window)
+  if name in CURVE_FITS:
+    return getattr(onc.forecasters, name)(window=window, horizon=2)
+  return _learned(name)
+
+
+@functools.cache
+def _learned(name: str) -> onc.forecasters.Forecaster:
+  """The shipped ``name``, or fresh weights (key 0) if none ships."""
+  if name in forecaster_io.SHIPPED:
+    return onc.forecasters.load(name)
+  return _registry.get(name).make(key=jax.random.key(0))
+
+
+def _periodic(name: str) -> tuple[int, int, int]:
+  """``(window, record_every, jump_every)`` of ``name``'s periodic schedule.
+
+  ``jump_every > window`` (a jump needs a full window) and ``guard_steps=2
+  <= (window - 1) * record_every`` (the guard's room).
+  """
+  if name in CURVE_FITS:
+    return 3, 2, 3  # jumps at steps 6, 12
+  window = _forecaster(name).window
+  return window, 1, window + 1  # window 5: jumps at steps 6, 12
+
+
+# Periodic schedule of each forecaster: (window, record_every, jump_every).
+PERIODIC = {name: _periodic(name) for name in FORECASTERS}
+# The forecasters the Introspection schedule (window 4) takes.
+INTROSPECTIVE = tuple(
+    name for name in FORECASTERS
+    if name in CURVE_FITS or PERIODIC[name][0] == INTROSPECTION_WINDOW)
 
 
 class Case(NamedTuple):
@@ -81,6 +126,7 @@ class Case(NamedTuple):
   guard: bool
   history_dtype: Optional[str]  # None or 'bfloat16'
   checked: bool = False  # update gets value_fn: loss-checked jumps
+  param_dtype: str = 'float32'  # one of PARAM_DTYPES
 
   @property
   def name(self) -> str:
@@ -88,14 +134,16 @@ class Case(NamedTuple):
         self.forecaster, self.schedule,
         'guard' if self.guard else 'noguard',
         self.history_dtype or 'paramdtype'] + (
-            ['checked'] if self.checked else []))
+            ['checked'] if self.checked else []) + (
+                [self.param_dtype + 'params']
+                if self.param_dtype != 'float32' else []))
 
 
 def _valid(case: Case) -> bool:
   if case.schedule == 'introspection':
     # The Introspection schedule has window 4 (WNN's is 5) and no room for a
     # guard (guards need the periodic schedule).
-    return (case.forecaster not in ('wnn', 'multihorizon', 'nino')
+    return (case.forecaster in INTROSPECTIVE
             and not case.guard
             and not (case.checked and case.history_dtype))
   return not (case.checked and case.history_dtype)
@@ -103,11 +151,12 @@ def _valid(case: Case) -> bool:
 
 ALL_CASES = tuple(
     case for case in itertools.starmap(Case, itertools.product(
-        tuple(PERIODIC), ('periodic', 'introspection'), (False, True),
+        FORECASTERS, ('periodic', 'introspection'), (False, True),
         (None, 'bfloat16'), (False, True)))
     if _valid(case))
-# Blind: 7 * 2 * 2 periodic + 4 * 2 Introspection; checked: 7 * 2 + 4.
-assert len(ALL_CASES) == 54
+# Blind: 2 guards x 2 dtypes periodic + 2 dtypes Introspection; checked:
+# 2 guards periodic + 1 Introspection.
+assert len(ALL_CASES) == 6 * len(FORECASTERS) + 3 * len(INTROSPECTIVE)
 CHECKED_CASES = tuple(c for c in ALL_CASES if c.checked)
 
 
@@ -121,55 +170,58 @@ def _select(**axes):
                if all(getattr(c, k) == v for k, v in axes.items()))
 
 
+def _with_param_dtypes(cases, dtypes=PARAM_DTYPES):
+  """``cases`` with each of the params' ``dtypes``."""
+  return tuple(c._replace(param_dtype=d) for c in cases for d in dtypes)
+
+
 # One forecaster stands for all where the property does not read forecasts.
 # Counts: schedule x guard x dtype, plus the checked ones (dtype None).
 LINEAR_CASES = _select(forecaster='linear')  # 6 + 3
 MASK_CASES = _select(forecaster='linear', history_dtype='bfloat16')  # 3
 LAST_CASES = _select(forecaster='last')  # 6 + 3
 PLUMBING_CASES = _select(forecaster='linear', history_dtype=None)  # 3 + 3
+# Where the params' dtype reaches the numbers: every forecaster, blind on the
+# periodic schedule (a jump's forecast, its cast back to the params' dtype),
+# and linear's checked jumps (the candidates' losses), in float16 and
+# float64 (float32 is ALL_CASES'; bfloat16's types: the first test).
+DTYPE_CASES = _with_param_dtypes(
+    _select(schedule='periodic', guard=False, history_dtype=None,
+            checked=False)
+    + _select(forecaster='linear', schedule='periodic', guard=False,
+              checked=True), ('float16', 'float64'))
+
+
+def _precision(case_or_dtype):
+  """A context for the params' dtype: ``jax.enable_x64`` for float64."""
+  dtype = getattr(case_or_dtype, 'param_dtype', case_or_dtype)
+  return (jax.enable_x64(True) if dtype == 'float64'
+          else contextlib.nullcontext())
 
 
 # ----------------------------------------------------------------------------
 # Building blocks.
 
 
-@functools.cache
-def _forecaster(name: str, window: int) -> onc.forecasters.Forecaster:
-  if name == 'last':
-    return onc.forecasters.last(window=window)
-  if name == 'linear':
-    return onc.forecasters.linear(window=window, horizon=2)
-  if name == 'quadratic':
-    return onc.forecasters.quadratic(window=window, horizon=2)
-  if name == 'multihorizon':  # no checkpoint yet: fixed random weights
-    rng = np.random.default_rng(0)
-    fresh = onc.forecasters.multihorizon(key=jax.random.key(0), horizon=2)
-    return fresh._replace(weights=jax.tree.map(
-        lambda w: jnp.asarray(0.1 * rng.normal(size=w.shape), jnp.float32),
-        fresh.weights))
-  forecaster = onc.forecasters.load(name)  # the shipped checkpoint
-  assert forecaster.window == window, (name, forecaster.window)
-  return forecaster
-
-
 def _nowcast(case: Case, **kwargs) -> optax.GradientTransformationExtraArgs:
-  """The ``nowcast`` transformation of ``case`` (``kwargs``: e.g. ``mask``)."""
+  """The ``nowcast`` of ``case`` (``kwargs``: e.g. ``mask``, ``horizon``)."""
   history_dtype = None if case.history_dtype is None else jnp.bfloat16
   if case.schedule == 'introspection':
     return onc.nowcast(
-        _forecaster(case.forecaster, 4),
+        _forecaster(case.forecaster, INTROSPECTION_WINDOW),
         schedule=onc.schedules.introspection(list(INTROSPECTION_JUMPS)),
         history_dtype=history_dtype, **kwargs)
   window, record_every, jump_every = PERIODIC[case.forecaster]
+  forecaster = _forecaster(case.forecaster, window)
+  # A forecaster without a horizon of its own (introspection) ignores this
+  # one; the others get it from the forecaster.
+  kwargs.setdefault('horizon', 2 if forecaster.horizon is None else None)
   return onc.nowcast(
-      _forecaster(case.forecaster, window),
+      forecaster,
       record_every=record_every,
       jump_every=jump_every,
       # Blind jumps need an end; these runs never reach this one.
       last_jump_step=LAST_JUMP_STEP,
-      # The introspection forecaster has no horizon of its own (and ignores
-      # this one); the others get it from the forecaster.
-      horizon=2 if case.forecaster == 'introspection' else None,
       guard_steps=GUARD_STEPS if case.guard else None,
       history_dtype=history_dtype,
       **kwargs)
@@ -189,14 +241,14 @@ def _expected_jump_steps(case: Case, num_steps: int = NUM_STEPS) -> list[int]:
   return [n for n in range(1, num_steps + 1) if n % period == 0]
 
 
-def _params(dtype=jnp.float32) -> dict[str, jax.Array]:
+def _params(dtype: Any = 'float32') -> dict[str, jax.Array]:
   """Tiny params: a dense kernel, a bias and a scalar (all default labels)."""
-  return {
+  params = {
       'kernel': jnp.linspace(-1.0, 1.0, 12, dtype=jnp.float32).reshape(3, 4),
       'bias': jnp.array([0.5, -0.25, 0.0, 0.125], jnp.float32),
       'scale': jnp.array(0.75, jnp.float32),
-  } if dtype == jnp.float32 else jax.tree.map(
-      lambda p: p.astype(dtype), _params())
+  }
+  return jax.tree.map(lambda p: p.astype(jnp.dtype(dtype)), params)
 
 
 TARGET = {
@@ -260,12 +312,15 @@ class Compiled(NamedTuple):
 
 
 @functools.cache
-def _compiled(case: Optional[Case], mask: bool = False) -> Compiled:
+def _compiled(case: Optional[Case], mask: bool = False,
+              param_dtype: str = 'float32') -> Compiled:
   """The chain ``sgd -> nowcast(case)`` (``None``: sgd alone) and its step.
 
   Cached: a configuration is compiled once for the whole module, and
   ``chex.assert_max_traces(n=1)`` holds over every test that runs it (the
-  footprint chex keys its counter by includes the step's unique name).
+  footprint chex keys its counter by includes the step's unique name). The
+  step of ``case`` takes params of ``case.param_dtype``, sgd's alone
+  ``param_dtype``.
   """
   inner = optax.sgd(INNER_LR)
   if case is None:
@@ -275,9 +330,15 @@ def _compiled(case: Optional[Case], mask: bool = False) -> Compiled:
         inner, _nowcast(case, mask=_bias_excluded if mask else None))
   step = _step_fn(tx, case is not None and case.checked)
   step.__name__ = 'step_' + (case.name if case else 'inner') + (
-      '_masked' if mask else '')
+      '_masked' if mask else '') + (
+          f'_{param_dtype}' if param_dtype != 'float32' else '')
   return Compiled(tx, step, jax.jit(chex.assert_max_traces(step, n=1),
                                     compiler_options=COMPILER_OPTIONS))
+
+
+def _alone(case: Case) -> Compiled:
+  """sgd alone, for params of ``case``'s dtype."""
+  return _compiled(None, param_dtype=case.param_dtype)
 
 
 def _run(step, tx, params, values):
@@ -311,6 +372,12 @@ def _before_first_jump(case: Case):
   return params[-1], states[-1]
 
 
+def _ulps(dtype: str) -> dict[str, float]:
+  """Tolerances of a few rounding errors of ``dtype`` (at least float32's)."""
+  eps = float(jnp.finfo(dtype).eps)
+  return dict(rtol=max(1e-6, 8 * eps), atol=max(1e-7, 8 * eps))
+
+
 def _jumps_per_step(states) -> list[int]:
   """``NowcastState.jumps`` after each step, wherever the state nests it."""
   return [int(optax.tree.get(s, 'jumps')) for s in states]
@@ -330,42 +397,58 @@ class NowcastContractTest(parameterized.TestCase):
 
   # 1. -----------------------------------------------------------------------
 
-  @parameterized.named_parameters(
-      [dict(testcase_name=f'{c.name}_{dt.__name__}params', case=c,
-            param_dtype=dt)
-       for c in ALL_CASES for dt in (jnp.float32, jnp.bfloat16)])
-  def test_init_and_update_keep_structure_shapes_and_dtypes(
-      self, case, param_dtype):
+  # float16 and float64 params over the periodic schedule's guard x history
+  # dtype, blind (the dtype reaches the history and the guard's slot, not
+  # the schedule nor the check; DTYPE_CASES also run them, under
+  # chex.assert_max_traces).
+  @parameterized.named_parameters(_named(
+      _with_param_dtypes(ALL_CASES, ('bfloat16', 'float32'))
+      + _with_param_dtypes(_select(schedule='periodic', checked=False),
+                           ('float16', 'float64'))))
+  def test_init_and_update_keep_structure_shapes_and_dtypes(self, case):
     """``update`` maps a state to one of the same tree, shapes and dtypes.
 
-    Its updates are shaped and typed like the params, for float32 and
-    bfloat16 params. ``jax.eval_shape`` traces every branch of ``update``
-    (jump, record, rollback) at once, so this holds for every step. The
-    history holds ``history_dtype`` (default: the params' dtype), except
-    that with a guard its last slot, which keeps the pre-jump params for a
-    rollback, holds the params' own dtype.
+    Its updates are shaped and typed like the params, for float16,
+    bfloat16, float32 and float64 params. As in optax's battery, ``update``
+    runs as one branch of a ``lax.cond`` whose other branch passes the
+    state through, which holds only if both branches agree on every type;
+    ``jax.eval_shape`` traces every branch of ``update`` (jump, record,
+    rollback) at once, so this holds for every step. The history holds
+    ``history_dtype`` (default: the params' dtype), except that with a
+    guard its last slot, which keeps the pre-jump params for a rollback,
+    holds the params' own dtype; the counters are int32 scalars.
     """
-    tx = optax.chain(optax.sgd(INNER_LR), _nowcast(case))
-    params = _params(param_dtype)
-    state = tx.init(params)
-    grads = jax.grad(_loss)(params)
-    updates, new_state = jax.eval_shape(
-        functools.partial(tx.update, **_extra(case.checked,
-                                              jnp.float32(1.0))),
-        grads, state, params)
+    with _precision(case):
+      tx = optax.chain(optax.sgd(INNER_LR), _nowcast(case))
+      params = _params(case.param_dtype)
+      state = tx.init(params)
+      grads = jax.grad(_loss)(params)
+      update = functools.partial(tx.update,
+                                 **_extra(case.checked, jnp.float32(1.0)))
+
+      def update_or_not(pred, grads, state, params):
+        return jax.lax.cond(
+            pred, update,
+            lambda g, s, p: (jax.tree.map(jnp.zeros_like, g), s),
+            grads, state, params)
+
+      updates, new_state = jax.eval_shape(update_or_not, jnp.bool_(True),
+                                          grads, state, params)
     chex.assert_trees_all_equal_shapes_and_dtypes(state, new_state)
     chex.assert_trees_all_equal_shapes_and_dtypes(updates, params)
-    history_dtype = (jnp.bfloat16 if case.history_dtype else param_dtype)
+    param_dtype = jnp.dtype(case.param_dtype)
+    chex.assert_type(jax.tree.leaves(params), param_dtype)
+    history_dtype = (jnp.dtype(jnp.bfloat16) if case.history_dtype
+                     else param_dtype)
     self.assertNotEmpty(state[1].history)
     slots = state[1].history
     for k, slot in enumerate(slots):
       dtype = (param_dtype if case.guard and k == len(slots) - 1
                else history_dtype)
       chex.assert_trees_all_equal_shapes(slot, params)
-      chex.assert_trees_all_equal_dtypes(
-          slot, jax.tree.map(lambda p, d=dtype: p.astype(d), params))
-    for counter in (state[1].count, state[1].jumps, state[1].skipped,
-                    state[1].nonfinite):
+      chex.assert_type(jax.tree.leaves(slot), dtype)
+    for counter in (state[1].count, state[1].records, state[1].jumps,
+                    state[1].skipped, state[1].nonfinite):
       chex.assert_shape(counter, ())
       chex.assert_type(counter, jnp.int32)
 
@@ -427,25 +510,31 @@ class NowcastContractTest(parameterized.TestCase):
 
   # Only the ``last`` forecaster: a jump to the newest value changes nothing,
   # so it is the one forecaster with a reference trajectory (the inner
-  # optimizer's), over every schedule, guard and history dtype.
-  @parameterized.named_parameters(_named(LAST_CASES))
+  # optimizer's), over every schedule, guard and history dtype, and the
+  # params' dtypes.
+  @parameterized.named_parameters(_named(
+      LAST_CASES + tuple(c for c in DTYPE_CASES if c.forecaster == 'last')))
   def test_last_trains_like_the_inner_optimizer_alone(self, case):
     """With ``last``, ``sgd -> nowcast`` trains like ``sgd`` alone.
 
     Jumps still happen (and are counted) on the schedule: a jump moves each
     weight to the newest value of its window, which is the would-be params
-    at full precision even with a bfloat16 history. The guard reads the
-    real loss, which keeps falling, so it rolls nothing back.
+    at full precision even with a bfloat16 history, and in float16 or
+    float64 params alike. The guard reads the real loss, which keeps
+    falling, so it rolls nothing back.
     """
-    nowcast = _compiled(case)
-    alone = _compiled(None)
-    p_nowcast, states = _run_with_loss(nowcast.jit_step, nowcast.tx,
-                                       _params())
-    p_alone, _ = _run_with_loss(alone.jit_step, alone.tx, _params())
-    # Up to float rounding: XLA fuses ``params + updates`` differently in the
-    # two programs (they differ by an ulp already at step 1, before any
-    # jump), hence the tight tolerances rather than bitwise equality.
-    chex.assert_trees_all_close(p_nowcast, p_alone, rtol=1e-6, atol=1e-7)
+    with _precision(case):
+      nowcast, alone = _compiled(case), _alone(case)
+      params = _params(case.param_dtype)
+      p_nowcast, states = _run_with_loss(nowcast.jit_step, nowcast.tx,
+                                         params)
+      p_alone, _ = _run_with_loss(alone.jit_step, alone.tx, params)
+      # Up to float rounding: XLA fuses ``params + updates`` differently in
+      # the two programs (they differ by an ulp already at step 1, before
+      # any jump), hence tolerances of a few ulps rather than bitwise
+      # equality.
+      chex.assert_trees_all_close(p_nowcast, p_alone,
+                                  **_ulps(case.param_dtype))
     self.assertGreater(int(states[-1][1].jumps), 0)
     self.assertEqual(_jump_steps(states), _expected_jump_steps(case))
 
@@ -520,27 +609,31 @@ class NowcastContractTest(parameterized.TestCase):
 
   # 6. -----------------------------------------------------------------------
 
-  @parameterized.named_parameters(_named(ALL_CASES))
+  @parameterized.named_parameters(_named(ALL_CASES + DTYPE_CASES))
   def test_jumps_land_on_the_schedule_and_training_stays_finite(self, case):
     """Jumps happen exactly at the steps the schedule says.
 
     On the quadratic loss, with ``sgd``, params and state stay finite, no
-    due jump is skipped and no forecast is non-finite. The guard reads a
-    strictly falling value, so it keeps every jump.
+    due jump is skipped and no forecast is non-finite, the params keep
+    their dtype (float16 and float64 too). The guard reads a strictly
+    falling value, so it keeps every jump.
     """
-    compiled = _compiled(case)
-    params, states = _run(compiled.jit_step, compiled.tx, _params(),
-                          _falling_values())
-    final = states[-1][1]
-    expected = _expected_jump_steps(case)
-    self.assertEqual(_jump_steps(states), expected)
-    self.assertEqual(int(final.jumps), len(expected))
-    self.assertEqual(int(final.count), NUM_STEPS)
-    self.assertEqual(int(final.skipped), 0)
-    self.assertEqual(int(final.nonfinite), 0)
-    chex.assert_tree_all_finite(params[-1])
-    chex.assert_tree_all_finite(final)
-    self.assertTrue(np.isfinite(float(_jit_loss(params[-1]))))
+    with _precision(case):
+      compiled = _compiled(case)
+      params, states = _run(compiled.jit_step, compiled.tx,
+                            _params(case.param_dtype), _falling_values())
+      final = states[-1][1]
+      expected = _expected_jump_steps(case)
+      self.assertEqual(_jump_steps(states), expected)
+      self.assertEqual(int(final.jumps), len(expected))
+      self.assertEqual(int(final.count), NUM_STEPS)
+      self.assertEqual(int(final.skipped), 0)
+      self.assertEqual(int(final.nonfinite), 0)
+      chex.assert_trees_all_equal_shapes_and_dtypes(
+          params[-1], _params(case.param_dtype))
+      chex.assert_tree_all_finite(params[-1])
+      chex.assert_tree_all_finite(final)
+      self.assertTrue(np.isfinite(float(_jit_loss(params[-1]))))
 
   # The guard's side of the schedule: its rollback. Over every forecaster with
   # a guard (so the periodic schedule), for each history dtype.
@@ -592,18 +685,27 @@ class NowcastContractTest(parameterized.TestCase):
   # ``lax.cond`` needs, is the first test.
   @parameterized.named_parameters(_named(PLUMBING_CASES))
   def test_inject_hyperparams_and_multisteps_compose(self, case):
-    """``MultiSteps(chain(inject_hyperparams(sgd), nowcast), k)`` works.
+    """``MultiSteps(inject_hyperparams(chain(sgd, nowcast)), k)`` works.
 
     ``k`` mini-steps on the same params accumulate the same gradient, so it
     trains like the plain chain over ``k`` times fewer steps, jumps included,
     with a state of stable shapes and dtypes; nowcast counts inner steps
-    only. The injected learning rate is a state entry: setting it to 0 stops
-    training.
+    only. The injected hyperparameters are state entries: the learning
+    rate, and on the periodic schedule nowcast's own ``horizon`` (so
+    ``nowcast`` is rebuilt with a traced horizon on every step); setting
+    the learning rate to 0 stops training.
     """
     k = 2
-    injected = optax.chain(
-        optax.inject_hyperparams(optax.sgd)(learning_rate=INNER_LR),
-        _nowcast(case))
+    if case.schedule == 'periodic':
+      injected = optax.inject_hyperparams(
+          lambda learning_rate, horizon: optax.chain(
+              optax.sgd(learning_rate), _nowcast(case, horizon=horizon)))(
+                  learning_rate=INNER_LR, horizon=2.0)
+    else:
+      injected = optax.inject_hyperparams(
+          lambda learning_rate: optax.chain(
+              optax.sgd(learning_rate), _nowcast(case)))(
+                  learning_rate=INNER_LR)
     tx = optax.MultiSteps(injected, every_k_schedule=k)
     step = jax.jit(_step_fn(tx, case.checked),
                    compiler_options=COMPILER_OPTIONS)
@@ -615,15 +717,16 @@ class NowcastContractTest(parameterized.TestCase):
     init = tx.init(_params())
     for state in s_multi:
       chex.assert_trees_all_equal_shapes_and_dtypes(state, init)
-    self.assertEqual(int(s_multi[-1].inner_opt_state[1].count), NUM_STEPS)
+    nowcast_state = lambda s: s.inner_opt_state.inner_state[1]
+    self.assertEqual(int(nowcast_state(s_multi[-1]).count), NUM_STEPS)
     self.assertEqual(_jump_steps(s_multi[k - 1::k]),
                      _expected_jump_steps(case))
-    # The injected learning rate is an array, the plain one a constant: they
+    # The injected numbers are arrays, the plain ones constants: they
     # round differently, and the jumps extrapolate that.
     chex.assert_trees_all_close(p_multi[k - 1::k], p_chain, rtol=1e-5,
                                 atol=1e-5)
     # A learning rate of 0 set in the state takes effect.
-    init.inner_opt_state[0].hyperparams['learning_rate'] = jnp.zeros(
+    init.inner_opt_state.hyperparams['learning_rate'] = jnp.zeros(
         [], jnp.float32)
     params, state = _params(), init
     for value in values:
@@ -631,7 +734,7 @@ class NowcastContractTest(parameterized.TestCase):
         params, state = step(params, state, value)
     # Up to the rounding of the forecast of a constant window.
     chex.assert_trees_all_close(params, _params(), rtol=1e-6, atol=1e-7)
-    self.assertEqual(int(state.inner_opt_state[1].count), NUM_STEPS)
+    self.assertEqual(int(nowcast_state(state).count), NUM_STEPS)
 
   # 8. -----------------------------------------------------------------------
 
@@ -670,13 +773,14 @@ class NowcastContractTest(parameterized.TestCase):
 
     Every history slot is a params-shaped tree (``MaskedNode`` where the
     mask excludes a leaf); the counters are not params. The mask may be a
-    callable that maps the params or one that returns a fixed tree (which
-    ``map_params``'s placeholder params do not fit).
+    tree, a callable that maps the params or one that returns a fixed tree
+    (which ``map_params``'s placeholder params do not fit).
     """
     params = _params()
-    fixed = lambda _: {'kernel': True, 'bias': False, 'scale': True}
-    for mask, masked_keys in ((None, ()), (_bias_excluded, ('bias',)),
-                              (fixed, ('bias',))):
+    tree = {'kernel': True, 'bias': False, 'scale': True}
+    for mask, masked_keys in ((None, ()), (tree, ('bias',)),
+                              (_bias_excluded, ('bias',)),
+                              (lambda _: tree, ('bias',))):
       tx = optax.chain(optax.sgd(INNER_LR), _nowcast(case, mask=mask))
       state = tx.init(params)
       specs = optax.tree.map_params(tx, lambda _: 'P', state,
@@ -696,7 +800,8 @@ class NowcastContractTest(parameterized.TestCase):
 
   # 9. -----------------------------------------------------------------------
 
-  @parameterized.named_parameters(_named(CHECKED_CASES))
+  @parameterized.named_parameters(_named(
+      CHECKED_CASES + tuple(c for c in DTYPE_CASES if c.checked)))
   def test_checked_jumps_never_raise_value_fn_above_not_jumping(self, case):
     """A checked jump lands where ``value_fn`` is at most its value at ``p_n``.
 
@@ -704,16 +809,20 @@ class NowcastContractTest(parameterized.TestCase):
     the loss of the would-be params ``p_n`` (the inner optimizer's step
     alone), and ``NowcastState.selected`` counts one candidate per jump. With
     ``last`` every candidate equals ``p_n``: a tie, so every jump stays.
+    Also with float16 and float64 params (``linear``).
     """
-    compiled, alone = _compiled(case), _compiled(None)
-    params, state = _params(), compiled.tx.init(_params())
-    for _ in range(NUM_STEPS):
-      value = _jit_loss(params)
-      p_n, _ = alone.jit_step(params, alone.tx.init(params), value)
-      jumps = int(state[1].jumps)
-      params, state = compiled.jit_step(params, state, value)
-      if int(state[1].jumps) > jumps:
-        self.assertLessEqual(float(_jit_loss(params)), float(_jit_loss(p_n)))
+    with _precision(case):
+      compiled, alone = _compiled(case), _alone(case)
+      params = _params(case.param_dtype)
+      state = compiled.tx.init(params)
+      for _ in range(NUM_STEPS):
+        value = _jit_loss(params)
+        p_n, _ = alone.jit_step(params, alone.tx.init(params), value)
+        jumps = int(state[1].jumps)
+        params, state = compiled.jit_step(params, state, value)
+        if int(state[1].jumps) > jumps:
+          self.assertLessEqual(float(_jit_loss(params)),
+                               float(_jit_loss(p_n)))
     selected = state[1].selected
     chex.assert_shape(selected, (1 + len(onc.DEFAULT_SELECT),))
     chex.assert_type(selected, jnp.int32)

@@ -656,23 +656,6 @@ def test_a_streamed_jump_needs_less_than_half_the_joined_ones_memory():
           < _jump_temp_bytes(linear, _MB_PARAMS, chunk_size=None) / 2)
 
 
-@pytest.mark.parametrize('dtype', [jnp.bfloat16, jnp.float32])
-def test_params_keep_their_dtype(dtype):
-  params = {'w': jnp.ones((3, 2), dtype), 'b': jnp.zeros(2, dtype)}
-  tx = optax.chain(optax.adam(1e-2), onc.nowcast(
-      forecasters.linear(2, 1.0), record_every=1, jump_every=2,
-      last_jump_step=JUMP_TO_THE_END))
-  state = tx.init(params)
-  grads = jax.tree.map(jnp.ones_like, params)
-  for _ in range(3):
-    updates, state = tx.update(grads, state, params)
-    for u in jax.tree.leaves(updates):
-      assert u.dtype == dtype
-    params = optax.apply_updates(params, updates)
-  for h in jax.tree.leaves(state[1].history):
-    assert h.dtype == dtype
-
-
 def test_history_dtype_bfloat16_halves_the_history():
   params = {'w': jnp.ones((64, 32))}
   full = onc.nowcast(forecasters.linear(5), record_every=1, jump_every=5,
@@ -709,7 +692,8 @@ def test_init_copies_what_it_keeps_so_params_and_state_can_be_donated():
 
 
 # ----------------------------------------------------------------------------
-# The optax battery (after optax/contrib/_common_test.py).
+# Compiled: under lax.scan, the forecaster in the jump's branch, in place.
+# (The optax contract, over every configuration: tests/lib/test_contract.py.)
 
 
 def _rosenbrock(p):
@@ -728,30 +712,6 @@ def _step_fn(tx, loss=_rosenbrock, **kwargs):
 
 def _rosen_params():
   return {'x': jnp.array([-0.5, 0.3]), 'y': jnp.array([0.5, 0.1])}
-
-
-def test_jit_does_not_recompile_across_record_jump_and_plain_steps():
-  tx = optax.chain(optax.adam(1e-2), onc.nowcast(
-      forecasters.linear(3, 2.0), record_every=2, jump_every=3,
-      last_jump_step=JUMP_TO_THE_END))
-  step = jax.jit(_step_fn(tx))
-  params = _rosen_params()
-  state = tx.init(params)
-  for _ in range(20):  # 10 records, 3 jumps
-    params, state = step(params, state)
-  assert int(state[1].jumps) == 3
-  assert step._cache_size() == 1
-
-
-def test_unexpected_extra_args_are_accepted():
-  tx = optax.chain(optax.adam(1e-2), onc.nowcast(
-      forecasters.linear(2, 1.0), record_every=1, jump_every=2,
-      last_jump_step=JUMP_TO_THE_END))
-  step = jax.jit(_step_fn(tx, unexpected_extra_args_nobody_expects=1))
-  params, state = _rosen_params(), tx.init(_rosen_params())
-  for _ in range(3):
-    params, state = step(params, state)
-  assert int(state[1].jumps) == 1
 
 
 def test_lax_scan_matches_a_python_loop_and_converges():
@@ -778,84 +738,6 @@ def test_lax_scan_matches_a_python_loop_and_converges():
   jax.tree.map(
       functools.partial(np.testing.assert_allclose, rtol=3e-2, atol=3e-2),
       p_scan, {'x': jnp.ones(2), 'y': jnp.ones(2)})
-
-
-def test_state_structure_and_dtypes_are_stable_inside_lax_cond():
-  tx = optax.chain(optax.adam(1e-2), onc.nowcast(
-      forecasters.linear(2, 1.0), record_every=1, jump_every=2,
-      last_jump_step=JUMP_TO_THE_END))
-  params = _rosen_params()
-  state = tx.init(params)
-  step = _step_fn(tx)
-  new_state = step(params, state)[1]
-  shapes = lambda s: jax.tree.map(lambda x: (x.shape, x.dtype), s)
-  assert jax.tree.structure(new_state) == jax.tree.structure(state)
-  assert shapes(new_state) == shapes(state)
-  for leaf in jax.tree.leaves(state[1])[:5]:
-    assert leaf.dtype == jnp.int32
-  # Both branches of a cond must type-check with the state as a carry.
-  p, s = jax.jit(lambda p, s, c: jax.lax.cond(
-      c, step, lambda p, s: (p, s), p, s))(params, state, True)
-  assert shapes(s) == shapes(state)
-
-
-def test_tree_map_params_maps_the_history():
-  tx = optax.chain(optax.adam(1e-2), onc.nowcast(
-      forecasters.linear(4, 1.0), record_every=1, jump_every=4,
-      last_jump_step=JUMP_TO_THE_END))
-  params = _rosen_params()
-  state = tx.init(params)
-  same = optax.tree.map_params(tx, lambda v: v, state)
-  jax.tree.map(np.testing.assert_array_equal, same, state)
-  specs = optax.tree.map_params(
-      tx, lambda v: 'P', state, transform_non_params=lambda _: None)
-  assert specs[1].history == ({'x': 'P', 'y': 'P'},) * 3
-  assert specs[1].count is None
-
-
-# (Seconds of compiling: the slow suite, to keep the quick one under 6 min.)
-@pytest.mark.slow
-def test_composes_with_multisteps():
-  inner = optax.chain(optax.sgd(0.1), onc.nowcast(
-      forecasters.linear(2, 1.0), record_every=1, jump_every=2,
-      last_jump_step=JUMP_TO_THE_END))
-  tx = optax.MultiSteps(inner, every_k_schedule=3)
-  params = jnp.zeros(1)
-  state = tx.init(params)
-  for _ in range(12):  # 4 inner steps -> jumps at inner steps 2 and 4
-    updates, state = tx.update(-jnp.ones(1), state, params)
-    params = optax.apply_updates(params, updates)
-  nc = state.inner_opt_state[1]
-  assert int(nc.count) == 4
-  assert int(nc.jumps) == 2
-  # Inner trajectory 0.1, 0.2 -> 0.3, 0.4, 0.5 -> 0.6.
-  np.testing.assert_allclose(params, [0.6], rtol=1e-5)
-
-
-def test_inject_hyperparams_is_equivalent():
-  fc = forecasters.linear(2, 1.0)
-  plain = optax.chain(
-      optax.adam(1e-2),
-      onc.nowcast(fc, record_every=1, jump_every=2,
-                  last_jump_step=JUMP_TO_THE_END, horizon=2.0))
-  injected = optax.chain(
-      optax.inject_hyperparams(optax.adam)(learning_rate=1e-2),
-      optax.inject_hyperparams(
-          onc.nowcast, static_args=('record_every', 'jump_every'))(
-              fc, record_every=1, jump_every=2, horizon=2.0,
-              last_jump_step=JUMP_TO_THE_END),
-  )
-  params = _rosen_params()
-  outs = []
-  for tx in (plain, injected):
-    p, s = params, tx.init(params)
-    step = jax.jit(_step_fn(tx))
-    for _ in range(5):
-      p, s = step(p, s)
-    outs.append(p)
-  jax.tree.map(
-      functools.partial(np.testing.assert_allclose, rtol=1e-5, atol=1e-6),
-      *outs)
 
 
 def _eqns(jaxpr):
@@ -995,25 +877,8 @@ def test_guard_needs_the_loss_and_a_window_that_keeps_the_pre_jump_params():
                 guard_steps=2, guard_tolerance=-1.0)
 
 
-def test_guard_compiles_once_and_keeps_state_types():
-  tx = optax.chain(optax.adam(1e-2), onc.nowcast(
-      forecasters.linear(3, 2.0), record_every=2, jump_every=3,
-      last_jump_step=JUMP_TO_THE_END,
-      guard_steps=3))
-  step = jax.jit(_step_fn(tx))
-  params = _rosen_params()
-  state = tx.init(params)
-  types = lambda s: jax.tree.map(lambda x: (x.shape, x.dtype), s)
-  first = types(state)
-  for _ in range(20):
-    params, state = step(params, state)
-  assert step._cache_size() == 1
-  assert types(state) == first
-  assert int(state[1].jumps) == 3
-
-
 # ----------------------------------------------------------------------------
-# Complex params and optax.tree.map_params.
+# Complex params.
 
 
 @pytest.mark.parametrize('dtype', [jnp.complex64, jnp.complex128])
@@ -1042,28 +907,6 @@ def test_complex_params_refuse_a_real_history_dtype():
                    history_dtype=jnp.bfloat16)
   with pytest.raises(ValueError, match='would drop the imaginary part'):
     tx.init({'z': jnp.zeros(2, jnp.complex64)})
-
-
-@pytest.mark.parametrize('mask', [None, {'w': True, 'b': False},
-                                  lambda p: {'w': True, 'b': False}],
-                         ids=['no mask', 'mask tree', 'mask callable'])
-def test_map_params_maps_the_history_like_the_params(mask):
-  # How sharding specs for a state are built: map_params finds the history
-  # slots as params-shaped trees (masked leaves stay MaskedNode).
-  params = {'w': jnp.ones((2, 3)), 'b': jnp.zeros(3)}
-  tx = optax.chain(optax.adam(1e-3), onc.nowcast(
-      forecasters.linear(3, 1), record_every=1, jump_every=3,
-      last_jump_step=JUMP_TO_THE_END, mask=mask))
-  state = tx.init(params)
-  mapped = optax.tree.map_params(tx, lambda p: jnp.full(p.shape, 7.0), state,
-                                 transform_non_params=lambda x: x)
-  assert jax.tree.structure(mapped) == jax.tree.structure(state)
-  for slot in optax.tree.get(mapped, 'history'):
-    np.testing.assert_array_equal(slot['w'], 7.0)
-    if mask is None:
-      np.testing.assert_array_equal(slot['b'], 7.0)
-    else:
-      assert isinstance(slot['b'], optax.MaskedNode)
 
 
 # ----------------------------------------------------------------------------
