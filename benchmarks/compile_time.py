@@ -103,19 +103,23 @@ def _mlp(leaves: int):
 def breakdown(leaves: int, repeats: int) -> None:
   """Compile seconds of ``nowcast(last)`` with parts of its step removed.
 
-  The record (``_history.write``) and the jump (``_history.run_once_if``)
-  are replaced by pass-throughs in turn, so the table shows what each part
-  of the plumbing costs to compile, side by side with Adam.
+  The record (``_history.write``) and the jump or rollback
+  (``_nowcast._jump_or_roll_back``, the step's one ``lax.cond``) are
+  replaced by pass-throughs in turn, so the table shows what each part of
+  the plumbing costs to compile, side by side with Adam.
   """
   from optax_nowcast import _history  # pylint: disable=g-import-not-at-top
+  from optax_nowcast import _nowcast  # pylint: disable=g-import-not-at-top
   model, params, x, y = _mlp(leaves)
-  write, run_once_if = _history.write, _history.run_once_if
+  write, jump = _history.write, _nowcast._jump_or_roll_back  # pylint: disable=protected-access
   no_record = lambda slots, index, values: [list(s) for s in slots]
-  no_jump = lambda pred, fn, operand: operand
+  zero = jnp.zeros([], jnp.int32)
+  no_jump = lambda leaves, jump, rollback, branch, guarded: _nowcast._Jumped(  # pylint: disable=protected-access
+      leaves.updates, list(leaves.slots[-1]) if guarded else [], zero, zero)
   variants = {
       'adam': (None, None),
-      'nowcast(last)': (write, run_once_if),
-      'without the record': (no_record, run_once_if),
+      'nowcast(last)': (write, jump),
+      'without the record': (no_record, jump),
       'without the jump': (write, no_jump),
       'without either': (no_record, no_jump),
   }
@@ -125,11 +129,11 @@ def breakdown(leaves: int, repeats: int) -> None:
       tx = optax.adam(1e-3) if w is None else optax.chain(
           optax.adam(1e-3),
           onc.nowcast(onc.forecasters.last(5), **BLIND))
-      _history.write, _history.run_once_if = w or write, r or run_once_if
+      _history.write, _nowcast._jump_or_roll_back = w or write, r or jump  # pylint: disable=protected-access
       try:
         took[name].append(compile_seconds(model, tx, params, x, y))
       finally:
-        _history.write, _history.run_once_if = write, run_once_if
+        _history.write, _nowcast._jump_or_roll_back = write, jump  # pylint: disable=protected-access
   adam = min(took['adam'])
   print(f'{leaves} leaves, jax {jax.__version__}, lesser of {repeats}:')
   print('| step | compile s | vs adam |')

@@ -635,7 +635,7 @@ _MB_PARAMS = {'w': jax.ShapeDtypeStruct((1024, 1000), jnp.float32),
     pytest.param('multihorizon', marks=pytest.mark.slow)])
 def test_default_chunks_keep_a_jumps_temporaries_under_32_mb(name):
   """On a CPU, a step whose temporaries pass 32 MB pays page faults on every
-  call, jump or not (results/cpu_temp_arena.md): the default jump streams
+  call, jump or not (results/probes/cpu_temp_arena.md): the default jump streams
   the leaves through the forecaster in chunks and stays below that (for
   multihorizon its leaf statistics too are accumulated chunk by chunk)."""
   forecaster = (forecasters.linear(window=5, horizon=5) if name == 'linear'
