@@ -34,6 +34,10 @@ QUICK_OPTIMIZERS = (('adam', dict(learning_rate=1e-1)),
                     ('sgd', dict(learning_rate=1e-3, momentum=0.9)))
 SLOW_OPTIMIZERS = tuple(o for o in optax_problems.OPTIMIZERS
                         if o not in QUICK_OPTIMIZERS)
+# The quick suite runs the learned forecasters (seconds to compile each)
+# with the first quick optimizer only; the slow suite the rest.
+LEARNED = tuple(f for f in optax_problems.FORECASTERS
+                if f not in optax_problems.CURVE_FITS)
 
 
 def _product(optimizers, **axes):
@@ -62,9 +66,11 @@ class _Runs(parameterized.TestCase):
 
 class OptaxProblemsTest(_Runs):
 
-  @parameterized.parameters(_product(
-      QUICK_OPTIMIZERS, problem=tuple(optax_problems.PROBLEMS),
-      forecaster=optax_problems.FORECASTERS))
+  @parameterized.parameters(
+      _product(QUICK_OPTIMIZERS, problem=tuple(optax_problems.PROBLEMS),
+               forecaster=optax_problems.CURVE_FITS)
+      + _product(QUICK_OPTIMIZERS[:1], problem=tuple(optax_problems.PROBLEMS),
+                 forecaster=LEARNED))
   def test_checked_jumps_reach_optax_targets(self, opt_name, opt_kwargs,
                                              problem, forecaster):
     """With checked jumps to the end, the optimizer reaches optax's target."""
@@ -83,9 +89,11 @@ class OptaxProblemsTest(_Runs):
 class OptaxProblemsEveryOptimizerTest(_Runs):
   """Every other optimizer of optax's list, likewise."""
 
-  @parameterized.parameters(_product(
-      SLOW_OPTIMIZERS, problem=tuple(optax_problems.PROBLEMS),
-      forecaster=optax_problems.FORECASTERS))
+  @parameterized.parameters(
+      _product(SLOW_OPTIMIZERS, problem=tuple(optax_problems.PROBLEMS),
+               forecaster=optax_problems.FORECASTERS)
+      + _product(QUICK_OPTIMIZERS[1:], problem=tuple(optax_problems.PROBLEMS),
+                 forecaster=LEARNED))
   def test_checked_jumps_reach_optax_targets_every_optimizer(
       self, opt_name, opt_kwargs, problem, forecaster):
     """With checked jumps to the end, the optimizer reaches optax's target."""
