@@ -10,22 +10,10 @@ from optax_nowcast.lab.bench import suite as suite_summary
 
 def _report(task, seen, adam_reach, wnn_reach, sweep=True):
   """Two seeds; each method's curve jumps from .5 to 1 at its reach step."""
-  runs = []
   methods = ['adam', 'adam-sweep', 'wnn'] if sweep else ['adam', 'wnn']
   reaches = {'adam': adam_reach, 'adam-sweep': adam_reach, 'wnn': wnn_reach}
-  for method, reach in ((m, reaches[m]) for m in methods):
-    for seed, step in enumerate(reach):
-      metric = [1. if step is not None and s >= step else .5
-                for s in (1, 2, 3, 4)]
-      runs.append(dict(method=method, seed=seed, eval_steps=[1, 2, 3, 4],
-                       eval_metric=metric, eval_seconds=[1., 2., 3., 4.],
-                       eval_jumps=[0] * 4, skipped=0, rollbacks=0))
-  rep = dict(task=task, seen_in_meta_training=seen, target=.9,
-             higher_is_better=True, budget_steps=4, seeds=2,
-             methods=methods, runs=runs,
-             date='2026-11-23', machine='x86_64, Python 3.11')
-  rep['summary'] = speedup.summarize(rep)
-  return rep
+  return _peer_report(task, seen, {m: reaches[m] for m in methods},
+                      seconds_per_step=1.0, date='2026-11-23')
 
 
 def test_readme_section_is_rewritten_from_the_reports(tmp_path):
@@ -67,20 +55,23 @@ def test_the_adam_sweep_table_is_shown_only_where_a_report_has_it(tmp_path):
       without, _report('b', True, [4, 4], [None, 2]))
 
 
-def _peer_report(task, seen, reaches):
-  """Two seeds of each method in ``reaches`` (method -> reach steps)."""
+def _peer_report(task, seen, reaches, seconds_per_step=10.0,
+                 date='2026-12-03'):
+  """Two seeds of each method in ``reaches`` (method -> reach steps); each
+  curve jumps from .5 to 1 at its reach step."""
   runs = []
   for method, reach in reaches.items():
     for seed, step in enumerate(reach):
       metric = [1. if step is not None and s >= step else .5
                 for s in (1, 2, 3, 4)]
       runs.append(dict(method=method, seed=seed, eval_steps=[1, 2, 3, 4],
-                       eval_metric=metric, eval_seconds=[10., 20., 30., 40.],
+                       eval_metric=metric,
+                       eval_seconds=[seconds_per_step * s for s in range(1, 5)],
                        eval_jumps=[0] * 4, skipped=0, rollbacks=0))
   rep = dict(task=task, seen_in_meta_training=seen, target=.9,
              higher_is_better=True, budget_steps=4, seeds=2,
              methods=list(reaches), runs=runs,
-             date='2026-12-03', machine='x86_64, Python 3.11')
+             date=date, machine='x86_64, Python 3.11')
   rep['summary'] = speedup.summarize(rep)
   return rep
 
