@@ -164,7 +164,9 @@ def explain(report: dict) -> str:
   lines = [
       f"What ran: {report['task']}, {report['seeds']} seed(s) per method,"
       f" {report['budget_steps']} steps each, side by side in one process;"
-      " adam is the task's own optimizer, every other method adds a"
+      " adam is the task's own optimizer at its tuned rate; the peers"
+      ' (adam-cosine, adam-wsd, sf-adamw, lookahead, snoo) replace or wrap'
+      ' it, each at its own tuned peak rate; every other method adds a'
       ' nowcast (or a learning-rate sweep) to it.',
       f"Target: {_NAMES[report['metric']]} {report['target']:.4f}"
       f" ({report['target_rule']}).",
