@@ -16,13 +16,18 @@ def _report(task, seen, adam_reach, wnn_reach, sweep=True):
                       seconds_per_step=1.0, date='2026-11-23')
 
 
+def _write(tmp_path, reports):
+  """Each report as ``<task>.json`` under ``tmp_path``; their paths."""
+  paths = [tmp_path / f"{r['task']}.json" for r in reports]
+  for path, r in zip(paths, reports):
+    path.write_text(json.dumps(r))
+  return paths
+
+
 def test_readme_section_is_rewritten_from_the_reports(tmp_path):
   reports = [_report('a', False, [4, 2], [2, 2]),
              _report('b', True, [4, 4], [None, 2])]
-  paths = []
-  for r in reports:
-    paths.append(tmp_path / f"{r['task']}.json")
-    paths[-1].write_text(json.dumps(r))
+  paths = _write(tmp_path, reports)
   readme = tmp_path / 'README.md'
   readme.write_text('# x\n\n<!-- suite:start -->\nold\n<!-- suite:end -->\n'
                     '\nafter\n')
@@ -40,10 +45,7 @@ def test_readme_section_is_rewritten_from_the_reports(tmp_path):
 
 def test_the_adam_sweep_table_is_shown_only_where_a_report_has_it(tmp_path):
   def section(*reports):
-    paths = []
-    for r in reports:
-      paths.append(tmp_path / f"{r['task']}.json")
-      paths[-1].write_text(json.dumps(r))
+    paths = _write(tmp_path, reports)
     readme = tmp_path / 'README.md'
     readme.write_text('<!-- suite:start -->\n<!-- suite:end -->\n')
     suite_summary.main([str(p) for p in paths] + ['--readme', str(readme)])
@@ -97,10 +99,7 @@ def test_headline_sets_a_method_against_adam_and_the_best_peer(tmp_path):
   # The median of the unseen tasks' ratios: (1.5 + 0.5) / 2.
   assert 'Median over the 2 unseen tasks of best peer ÷ multihorizon' in text
   assert '**1.00x**' in text
-  paths = []
-  for r in reports:
-    paths.append(tmp_path / f"{r['task']}.json")
-    paths[-1].write_text(json.dumps(r))
+  paths = _write(tmp_path, reports)
   readme = tmp_path / 'README.md'
   readme.write_text('a\n<!-- headline table -->\nold\n<!-- /headline table -->'
                     '\nb\n')
