@@ -3,8 +3,12 @@
 Shards the params over a mesh, FSDP-style, and checks that the nowcast
 history is sharded like the params, that a compiled update (jump included)
 moves no weights between devices, and that the numbers match one device.
-Prints one line per check and 'ALL OK' at the end.
+Prints one line per check and 'ALL OK' at the end. The argument names the
+mesh axis type to check (``explicit`` or ``auto``; both if none), so the
+two can run in parallel processes.
 """
+
+import sys
 
 import jax
 
@@ -27,9 +31,15 @@ COLLECTIVES = ('all-gather', 'all-reduce', 'all-to-all', 'collective-permute',
                'reduce-scatter')
 
 
-def main():
+AXIS_TYPES = {'explicit': jax.sharding.AxisType.Explicit,
+              'auto': jax.sharding.AxisType.Auto}
+
+
+def main(names):
   assert jax.device_count() == 8, jax.devices()
-  for axis_type in (jax.sharding.AxisType.Explicit, jax.sharding.AxisType.Auto):
+  unknown = set(names) - set(AXIS_TYPES)
+  assert not unknown, f'unknown axis types {unknown}; known: {list(AXIS_TYPES)}'
+  for axis_type in (AXIS_TYPES[n] for n in names or AXIS_TYPES):
     print(f'mesh axis type {axis_type}')
     check(jax.make_mesh((8,), ('fsdp',), axis_types=(axis_type,)))
     for layout in ('fsdp', 'tensor-parallel'):
@@ -307,4 +317,4 @@ def check(mesh):
 
 
 if __name__ == '__main__':
-  main()
+  main(sys.argv[1:])

@@ -18,16 +18,20 @@ pytestmark = pytest.mark.slow
 SCRIPT = pathlib.Path(__file__).with_name('_sharded_script.py')
 
 
-def test_sharded_history_no_collectives_and_same_numbers_as_one_device():
+@pytest.mark.parametrize('axis_type', ['explicit', 'auto'])
+def test_sharded_history_no_collectives_and_same_numbers_as_one_device(
+    axis_type):
   env = dict(os.environ)
   root = str(SCRIPT.parents[2])
   env['PYTHONPATH'] = os.pathsep.join(
       p for p in (root, env.get('PYTHONPATH')) if p)
   proc = subprocess.run(
-      [sys.executable, str(SCRIPT)], capture_output=True, text=True,
+      [sys.executable, str(SCRIPT), axis_type], capture_output=True, text=True,
       env=env, timeout=1500, check=False)
   assert proc.returncode == 0, proc.stdout + proc.stderr
   assert 'ALL OK' in proc.stdout, proc.stdout + proc.stderr
+  assert f'mesh axis type AxisType.{axis_type.capitalize()}' in proc.stdout, (
+      proc.stdout)
 
 
 def test_sharded_training_example_keeps_the_history_sharded():
