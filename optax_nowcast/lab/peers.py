@@ -255,6 +255,7 @@ TUNED: dict[tuple[str, str], float] = {
     ('digits-mlp', 'sf-adamw'): 2.0,
     ('digits-mlp', 'snoo'): 1.0,
     ('mnist-cnn', 'adam-cosine'): 1.0,
+    ('mnist-cnn', 'adam-wsd'): 1.0,
     ('mnist-mlp', 'adam-cosine'): 2.0,
     ('mnist-mlp', 'adam-wsd'): 0.5,
     ('mnist-mlp', 'lookahead'): 2.0,
