@@ -299,16 +299,21 @@ def graph_attr(graph: _neural_graph.NeuralGraph,
 _WARNED: set = set()
 
 
+def _leaf_name(path: Sequence[str]) -> str:
+  """A leaf's path for messages; a bare-array params tree has none."""
+  return '/'.join(path) or '(the params array itself)'
+
+
 def _warn_unplaced(graph: _neural_graph.NeuralGraph,
                    infos: Sequence[_neural_graph.LeafInfo]) -> None:
   if not graph.unplaced:
     return
-  names = tuple('/'.join(infos[i].path) for i, _ in graph.unplaced)
+  names = tuple(_leaf_name(infos[i].path) for i, _ in graph.unplaced)
   if names in _WARNED:
     return
   _WARNED.add(names)
-  listed = '; '.join(f'{"/".join(infos[i].path)} ({why})'
-                     for i, why in graph.unplaced)
+  listed = '; '.join(f'{name} ({why})'
+                     for name, (_, why) in zip(names, graph.unplaced))
   warnings.warn(
       f'nino: {len(graph.unplaced)} leaves are not in the neural graph and'
       f' are forecast per weight by nino-mlp instead: {listed}. (For a'

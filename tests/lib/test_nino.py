@@ -355,10 +355,14 @@ class InsideNowcastTest(absltest.TestCase):
     f = onc.forecasters.load('nino')
     window = tuple(params * (1 + 0.1 * t) for t in range(5))
     _nino._WARNED.clear()
-    with warnings.catch_warnings():
-      warnings.simplefilter('ignore')
+    with warnings.catch_warnings(record=True) as caught:
+      warnings.simplefilter('always')
       out = _nino.forecast_leaves(f.weights, [window], jnp.arange(-4.0, 1.0),
                                   jnp.array([3.0]), infos)
+    # The warning names the leaf even though it has no path.
+    messages = [str(w.message) for w in caught]
+    self.assertLen(messages, 1)
+    self.assertIn('instead: (the params array itself) (', messages[0])
     from optax_nowcast.forecasters import _nino_mlp  # pylint: disable=g-import-not-at-top
     want = _nino_mlp.forecast_leaf(f.weights['mlp'], jnp.stack(window), 3.0,
                                    infos[0].label)
