@@ -254,6 +254,7 @@ TUNED: dict[tuple[str, str], float] = {
     ('digits-mlp', 'lookahead'): 0.25,
     ('digits-mlp', 'sf-adamw'): 2.0,
     ('digits-mlp', 'snoo'): 1.0,
+    ('fmnist-cnn16', 'adam-cosine'): 2.0,
     ('mnist-cnn', 'adam-cosine'): 1.0,
     ('mnist-cnn', 'adam-wsd'): 1.0,
     ('mnist-mlp', 'adam-cosine'): 2.0,
