@@ -255,6 +255,7 @@ TUNED: dict[tuple[str, str], float] = {
     ('digits-mlp', 'sf-adamw'): 2.0,
     ('digits-mlp', 'snoo'): 1.0,
     ('fmnist-cnn16', 'adam-cosine'): 2.0,
+    ('fmnist-cnn16', 'adam-wsd'): 1.0,
     ('mnist-cnn', 'adam-cosine'): 1.0,
     ('mnist-cnn', 'adam-wsd'): 1.0,
     ('mnist-cnn', 'sf-adamw'): 8.0,
