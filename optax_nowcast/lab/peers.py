@@ -258,6 +258,7 @@ TUNED: dict[tuple[str, str], float] = {
     ('fmnist-cnn16', 'adam-wsd'): 1.0,
     ('mnist-cnn', 'adam-cosine'): 1.0,
     ('mnist-cnn', 'adam-wsd'): 1.0,
+    ('mnist-cnn', 'lookahead'): 2.0,
     ('mnist-cnn', 'sf-adamw'): 8.0,
     ('mnist-mlp', 'adam-cosine'): 2.0,
     ('mnist-mlp', 'adam-wsd'): 0.5,
