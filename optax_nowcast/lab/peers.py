@@ -260,6 +260,7 @@ TUNED: dict[tuple[str, str], float] = {
     ('mnist-cnn', 'adam-wsd'): 1.0,
     ('mnist-cnn', 'lookahead'): 2.0,
     ('mnist-cnn', 'sf-adamw'): 8.0,
+    ('mnist-cnn', 'snoo'): 2.0,
     ('mnist-mlp', 'adam-cosine'): 2.0,
     ('mnist-mlp', 'adam-wsd'): 0.5,
     ('mnist-mlp', 'lookahead'): 2.0,
