@@ -256,6 +256,9 @@ TUNED: dict[tuple[str, str], float] = {
     ('digits-mlp', 'snoo'): 1.0,
     ('fmnist-cnn16', 'adam-cosine'): 2.0,
     ('fmnist-cnn16', 'adam-wsd'): 1.0,
+    ('fmnist-cnn16', 'sf-adamw'): 4.0,
+    ('fmnist-cnn32', 'adam-cosine'): 1.0,
+    ('fmnist-cnn32', 'adam-wsd'): 1.0,
     ('mnist-cnn', 'adam-cosine'): 1.0,
     ('mnist-cnn', 'adam-wsd'): 1.0,
     ('mnist-cnn', 'lookahead'): 2.0,
@@ -266,4 +269,7 @@ TUNED: dict[tuple[str, str], float] = {
     ('mnist-mlp', 'lookahead'): 2.0,
     ('mnist-mlp', 'sf-adamw'): 2.0,
     ('mnist-mlp', 'snoo'): 1.0,
+    ('shakespeare-charlm', 'adam-cosine'): 1.0,
+    ('shakespeare-charlm', 'adam-wsd'): 1.0,
+    ('shakespeare-charlm', 'sf-adamw'): 4.0,
 }
