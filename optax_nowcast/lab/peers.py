@@ -259,6 +259,7 @@ TUNED: dict[tuple[str, str], float] = {
     ('fmnist-cnn16', 'sf-adamw'): 4.0,
     ('fmnist-cnn32', 'adam-cosine'): 1.0,
     ('fmnist-cnn32', 'adam-wsd'): 1.0,
+    ('fmnist-cnn32', 'sf-adamw'): 4.0,
     ('mnist-cnn', 'adam-cosine'): 1.0,
     ('mnist-cnn', 'adam-wsd'): 1.0,
     ('mnist-cnn', 'lookahead'): 2.0,

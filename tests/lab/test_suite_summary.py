@@ -110,3 +110,23 @@ def test_headline_sets_a_method_against_adam_and_the_best_peer(tmp_path):
   assert 'old' not in text and text.startswith('a\n') and text.endswith('\nb\n')
   assert '](headline.png)' in text  # relative to the README
   assert (tmp_path / 'headline.png').stat().st_size > 1000
+
+
+def test_headline_best_picks_the_nowcast_method_with_fewest_steps_per_task():
+  reports = [
+      # wnn (2) beats multihorizon (3); the peers and adam-sweep never count
+      # as nowcast methods, even when they are faster.
+      _peer_report('a', False, {'adam': [4, 4], 'adam-sweep': [1, 1],
+                                'sf-adamw': [3, 3], 'multihorizon': [3, 3],
+                                'wnn': [2, 2]}),
+      _peer_report('b', False, {'adam': [4, 4], 'snoo': [2, 2],
+                                'multihorizon': [4, 4], 'wnn': [4, None]}),
+  ]
+  text = suite_summary.headline(reports, suite_summary.BEST)
+  lines = text.splitlines()
+  assert lines[0].startswith('| task | adam | best peer | best nowcast |')
+  row_a = next(l for l in lines if l.startswith('| a (unseen)'))
+  assert '| wnn: 2 ± 0 (2/2); 20 s | 1.50 (1.50) | 2.00 |' in row_a
+  row_b = next(l for l in lines if l.startswith('| b (unseen)'))
+  assert '| multihorizon: 4 ± 0 (2/2); 40 s | 0.50 (0.50) | 1.00 |' in row_b
+  assert 'of best peer ÷ best nowcast (steps): **1.00x**' in text

@@ -148,23 +148,41 @@ def _steps(summary: dict) -> float:
   return summary['steps_or_budget'][0]
 
 
+#: ``--headline best``: per task, the nowcast method with the fewest steps.
+BEST = 'best'
+
+
+def _nowcast_methods(summary: dict) -> list[str]:
+  """The methods of a report that add a nowcast (all but Adam's and the
+  peers')."""
+  return [m for m in summary if m not in ('adam', 'adam-sweep', *_peers())]
+
+
 def headline_rows(reports: list[dict], nowcast: str) -> list[dict]:
   """Per task: Adam, the best peer (fewest mean steps, a seed that never
-  reached counted as the budget) and ``nowcast``, with the ratios."""
+  reached counted as the budget) and ``nowcast`` (with :data:`BEST`, the
+  nowcast method with the fewest mean steps, chosen per task with
+  hindsight), with the ratios."""
   rows = []
   for r in reports:
     s = r['summary']
     peers = [p for p in _peers() if p in s]
     best = min(peers, key=lambda p: _steps(s[p])) if peers else None
+    if nowcast == BEST:
+      ours = _nowcast_methods(s)
+      method = min(ours, key=lambda m: _steps(s[m])) if ours else None
+    else:
+      method = nowcast if nowcast in s else None
     row = dict(task=r['task'], seen=r['seen_in_meta_training'],
                seeds=r['seeds'], adam=s['adam'], peer=best,
-               peer_summary=s.get(best), nowcast=s.get(nowcast))
-    if best is not None and nowcast in s:
-      row['steps_ratio'] = _steps(s[best]) / _steps(s[nowcast])
-      sec = [x['seconds_to_target'] for x in (s[best], s[nowcast])]
+               peer_summary=s.get(best), method=method,
+               nowcast=s.get(method))
+    if best is not None and method is not None:
+      row['steps_ratio'] = _steps(s[best]) / _steps(s[method])
+      sec = [x['seconds_to_target'] for x in (s[best], s[method])]
       row['seconds_ratio'] = (sec[0][0] / sec[1][0] if all(sec) else None)
-    if nowcast in s:
-      row['vs_adam'] = _steps(s['adam']) / _steps(s[nowcast])
+    if method is not None:
+      row['vs_adam'] = _steps(s['adam']) / _steps(s[method])
     rows.append(row)
   return rows
 
@@ -184,19 +202,23 @@ def headline(reports: list[dict], nowcast: str) -> str:
   tuned Adam, the best peer and ``nowcast``, and the ratios; then the median
   over the unseen tasks of best peer / ``nowcast``."""
   rows = headline_rows(reports, nowcast)
+  name = 'best nowcast' if nowcast == BEST else nowcast
   lines = [
-      f'| task | adam | best peer | {nowcast} | best peer ÷ {nowcast},'
-      f' steps (seconds) | adam ÷ {nowcast}, steps |',
+      f'| task | adam | best peer | {name} | best peer ÷ {name},'
+      f' steps (seconds) | adam ÷ {name}, steps |',
       '|---|---|---|---|---|---|']
   for row in rows:
     ratio = row.get('steps_ratio')
     sec = row.get('seconds_ratio')
     vs_adam = row.get('vs_adam')
+    ours = _cell(row['nowcast'], row['seeds'])
+    if nowcast == BEST:
+      ours = f"{row['method'] or '-'}: {ours}"
     lines.append(
         f"| {row['task']} ({'seen' if row['seen'] else 'unseen'}) |"
         f" {_cell(row['adam'], row['seeds'])} |"
         f" {row['peer'] or '-'}: {_cell(row['peer_summary'], row['seeds'])} |"
-        f" {_cell(row['nowcast'], row['seeds'])} |"
+        f" {ours} |"
         f" {'-' if ratio is None else f'{ratio:.2f}'}"
         f" ({'-' if sec is None else f'{sec:.2f}'}) |"
         f" {'-' if vs_adam is None else f'{vs_adam:.2f}'} |")
@@ -207,12 +229,14 @@ def headline(reports: list[dict], nowcast: str) -> str:
     median = (unseen[mid] if len(unseen) % 2 else
               (unseen[mid - 1] + unseen[mid]) / 2)
     lines += ['', f'Median over the {len(unseen)} unseen tasks of best peer'
-              f' ÷ {nowcast} (steps): **{median:.2f}x** (target 1.3x).']
+              f' ÷ {name} (steps): **{median:.2f}x** (target 1.3x).']
+  chosen = (' The best nowcast method too, among every method that adds a'
+            ' nowcast to the task\'s Adam.' if nowcast == BEST else '')
   lines += ['', 'Cells: steps to the target, mean ± std over seeds (a seed'
             ' that never reached it counted as the budget), seeds that'
             ' reached it, and the mean seconds of those that did. The best'
             ' peer is chosen per task, with hindsight, among the peers run'
-            f' ({", ".join(_peers())}).']
+            f' ({", ".join(_peers())}).{chosen}']
   return '\n'.join(lines)
 
 
@@ -227,17 +251,20 @@ def headline_plot(reports: list[dict], nowcast: str, path: str) -> None:
   rows = headline_rows(reports, nowcast)
   fig, ax = plt.subplots(figsize=(8, 4))
   x = np.arange(len(rows))
+  name = 'best nowcast' if nowcast == BEST else nowcast
   for i, (label, key) in enumerate((('best peer', 'peer_summary'),
-                                    (nowcast, 'nowcast'))):
+                                    (name, 'nowcast'))):
     vals = [np.nan if row[key] is None else
             _steps(row[key]) / _steps(row['adam']) for row in rows]
     ax.bar(x + (i - 0.5) * 0.38, vals, 0.38, label=label, color=f'C{i + 1}')
   ax.axhline(1.0, color='k', lw=0.8, label='tuned adam')
-  ax.set_xticks(x, [f"{row['task']}\n{row['peer'] or ''}" for row in rows],
-                fontsize=8)
+  ticks = [f"{row['task']}\n{row['peer'] or ''}" for row in rows]
+  if nowcast == BEST:
+    ticks = [f"{t}\n{row['method'] or ''}" for t, row in zip(ticks, rows)]
+  ax.set_xticks(x, ticks, fontsize=7)
   ax.set_ylabel("steps to target ÷ adam's (lower is better)")
   ax.set_title('Steps to the target: the best peer (named under each task)'
-               f' and {nowcast}', fontsize=10)
+               f' and {name}', fontsize=10)
   ax.legend(fontsize=8)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
@@ -264,8 +291,9 @@ def main(argv=None):
   parser.add_argument('--readme', default=None,
                       help='a markdown file whose suite section to rewrite')
   parser.add_argument('--headline', default=None, metavar='METHOD',
-                      help='print the headline table of METHOD against tuned'
-                      ' adam and the best peer (and write it between the'
+                      help='print the headline table of METHOD (or, with'
+                      f' {BEST!r}, of the best nowcast method per task) against'
+                      ' tuned adam and the best peer (and write it between the'
                       f' {HEAD_START} lines of --readme, its plot to --plot)')
   args = parser.parse_args(argv)
   reports = [json.loads(pathlib.Path(p).read_text()) for p in args.reports]
