@@ -273,4 +273,6 @@ TUNED: dict[tuple[str, str], float] = {
     ('shakespeare-charlm', 'adam-cosine'): 1.0,
     ('shakespeare-charlm', 'adam-wsd'): 1.0,
     ('shakespeare-charlm', 'sf-adamw'): 4.0,
+    ('teacher-mlp', 'adam-cosine'): 16.0,
+    ('teacher-mlp', 'sf-adamw'): 16.0,
 }

@@ -636,6 +636,9 @@ register(Task('digits-mlp', 'digits', lambda: MLP((128, 64)),
 # on 360 test images, where one image is 0.0028 of accuracy).
 register(TASKS['digits-mlp'].replace(name='digits-mlp-loss',
                                      metric='test_loss'))
+# The demo's task: generated, with 10,000 test images (data.load_teacher).
+register(Task('teacher-mlp', 'teacher', lambda: MLP((128, 64)),
+              learning_rate=5e-4, batch_size=128, steps=3000, eval_every=50))
 register(Task('fmnist-cnn16', 'fashion_mnist', _fm16, learning_rate=4e-3,
               batch_size=128, steps=10_000, eval_every=200))
 register(Task('fmnist-cnn32', 'fashion_mnist', lambda: ConvNet((32, 64, 64)),

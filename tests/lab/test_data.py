@@ -256,6 +256,73 @@ def test_digits_train_and_test_do_not_overlap(digits):
 
 
 # --------------------------------------------------------------------------
+# The generated teacher dataset (the demo's; nothing to download).
+
+
+def _teacher_logits(x, seed=0):
+  """The teacher's logits, recomputed from load_teacher's description."""
+  rng = np.random.default_rng(seed)
+  w1 = rng.standard_normal((64, 32)) * np.sqrt(12 / 64)
+  w2 = rng.standard_normal((32, 10)) / np.sqrt(32)
+  return np.tanh((x.reshape(len(x), 64) - 0.5) @ w1) @ w2
+
+
+def test_teacher_is_float_images_in_unit_range_with_int_labels():
+  d = data.load_teacher(train=300, test=200)
+  assert (d.name, d.num_classes) == ('teacher', 10)
+  assert d.x_train.shape == (300, 8, 8, 1) and d.x_test.shape == (200, 8, 8, 1)
+  assert d.x_train.dtype == d.x_test.dtype == np.float32
+  assert d.y_train.dtype == d.y_test.dtype == np.int32
+  for x in (d.x_train, d.x_test):
+    assert 0.0 <= x.min() and x.max() <= 1.0
+
+
+def test_teacher_labels_are_the_teachers_argmax_with_a_margin():
+  d = data.load_teacher(train=500, test=500)
+  for x, y in ((d.x_train, d.y_train), (d.x_test, d.y_test)):
+    logits = _teacher_logits(x)
+    np.testing.assert_array_equal(y, logits.argmax(axis=1))
+  # The kept half is the farther from the boundaries: every kept margin is
+  # above the median margin of fresh draws from the same teacher.
+  fresh = np.random.default_rng(1).random((5000, 64)).astype(np.float32)
+  top2 = np.sort(_teacher_logits(fresh), axis=1)[:, -2:]
+  kept = np.sort(_teacher_logits(d.x_test), axis=1)[:, -2:]
+  assert (kept[:, 1] - kept[:, 0]).min() > 0.8 * np.median(
+      top2[:, 1] - top2[:, 0])
+
+
+def test_teacher_label_noise_touches_the_training_labels_only():
+  clean = data.load_teacher(train=2000, test=500)
+  noisy = data.load_teacher(train=2000, test=500, label_noise=0.5)
+  np.testing.assert_array_equal(noisy.x_train, clean.x_train)
+  np.testing.assert_array_equal(noisy.y_test, clean.y_test)
+  changed = np.mean(noisy.y_train != clean.y_train)
+  assert 0.35 < changed < 0.55  # half made random, 1 in 10 keeps its class
+
+
+def test_teacher_is_deterministic_and_seeded():
+  a, b = data.load_teacher(train=50, test=50), data.load_teacher(train=50,
+                                                                 test=50)
+  np.testing.assert_array_equal(a.x_train, b.x_train)
+  np.testing.assert_array_equal(a.y_test, b.y_test)
+  c = data.load_teacher(train=50, test=50, seed=1)
+  assert not np.array_equal(a.x_train, c.x_train)
+
+
+@pytest.mark.parametrize('kwargs,message', [
+    (dict(train=0), 'train must be a positive int, got 0'),
+    (dict(test=2.5), 'test must be a positive int, got 2.5'),
+    (dict(train=True), 'train must be a positive int, got True'),
+    (dict(label_noise=1.0), r'label_noise must be in \[0, 1\), got 1.0'),
+    (dict(label_noise=-0.1), r'label_noise must be in \[0, 1\)'),
+    (dict(seed=-1), 'seed'),
+])
+def test_teacher_rejects_bad_arguments(kwargs, message):
+  with pytest.raises(ValueError, match=message):
+    data.load_teacher(**kwargs)
+
+
+# --------------------------------------------------------------------------
 # Minibatching.
 
 

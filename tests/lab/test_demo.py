@@ -13,20 +13,26 @@ pytestmark = pytest.mark.slow
 
 def test_demo_prints_the_table_and_writes_report_and_plot(tmp_path, capsys):
   assert cli.main(['demo', '--seeds', '1', '--methods',
-                   'adam,multihorizon-select', '--out', str(tmp_path),
+                   'adam,multihorizon+cosine', '--out', str(tmp_path),
                    '--no-progress']) == 0
   out = capsys.readouterr().out
-  assert ("digits-mlp (unseen by multihorizon's corpus, unseen by WNN's zoo)"
-          in out)
+  assert ("teacher-mlp (unseen by multihorizon's corpus, unseen by WNN's"
+          " zoo)" in out)
   rows = [line for line in out.splitlines() if line.startswith('| ')]
   assert [r.split('|')[1].strip() for r in rows[1:]] == [
-      'adam', 'multihorizon-select']
-  report = json.loads((tmp_path / 'digits-mlp.json').read_text())
-  # 1320 steps, a record every 26 (budget / 50), a checked jump every 5
-  # records to the end: 10 jumps, each choosing no jump or a horizon.
-  assert sum(report['runs'][1]['selected']) == 10
-  assert 'multihorizon-select: no jump' in out
-  assert (tmp_path / 'digits-mlp.png').stat().st_size > 0
+      'adam', 'multihorizon+cosine']
+  report = json.loads((tmp_path / 'teacher-mlp.json').read_text())
+  # 3000 steps, a record every 60 (budget / 50), a jump every 5 records,
+  # none once the cosine decays (from step 1500): jumps at 300, ..., 1500.
+  assert report['runs'][1]['eval_jumps'][-1] == 5
+  assert report['runs'][0]['eval_jumps'][-1] == 0
+  assert (tmp_path / 'teacher-mlp.png').stat().st_size > 0
+
+
+def test_demo_defaults_to_the_recipe_its_schedule_and_the_best_peer():
+  args = cli.build_parser().parse_args(['demo'])
+  assert args.methods.split(',') == [
+      'adam', 'multihorizon+cosine', 'adam-cosine', 'sf-adamw']
 
 
 @pytest.mark.parametrize('argv,message', [
