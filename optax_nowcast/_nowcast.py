@@ -247,8 +247,9 @@ def _check_jumps_end(schedule: Schedule, value_fn: Any,
         'nowcast would jump blind until training ends (no value_fn and'
         ' last_jump_step=None): a run could end right after a bad jump, or'
         ' in the oscillation its jumps drive. Either set last_jump_step= to'
-        ' the step after which jumps stop (the recommended recipe: 90% of'
-        ' your training steps, see the README), or check every jump against'
+        ' the step after which jumps stop (the recommended recipe: where'
+        ' your learning rate starts to decay, half the steps of a cosine'
+        ' decay, see the README), or check every jump against'
         ' not jumping: ' + how)
 
 

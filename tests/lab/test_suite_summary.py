@@ -130,3 +130,33 @@ def test_headline_best_picks_the_nowcast_method_with_fewest_steps_per_task():
   row_b = next(l for l in lines if l.startswith('| b (unseen)'))
   assert '| multihorizon: 4 ± 0 (2/2); 40 s | 0.50 (0.50) | 1.00 |' in row_b
   assert 'of best peer ÷ best nowcast (steps): **1.00x**' in text
+
+
+def test_ranking_orders_every_method_by_its_median_over_unseen_tasks():
+  reports = [
+      # adam ÷ method: wnn 4/2 = 2, snoo 4/4 = 1, multihorizon 4/4 = 1.
+      _peer_report('a', False, {'adam': [4, 4], 'adam-sweep': [2, 2],
+                                'snoo': [4, 4], 'multihorizon': [4, 4],
+                                'wnn': [2, 2]}),
+      # Seen: shown, left out of the median (wnn's 4/1 would lift it).
+      _peer_report('b', True, {'adam': [4, 4], 'wnn': [1, 1]}),
+      # A seed that never reached counts as the budget: multihorizon
+      # (4 + 1) / 2 -> 4 / 2.5 = 1.6; wnn 4 / 4 = 1.
+      _peer_report('c', False, {'adam': [4, 4], 'multihorizon': [None, 1],
+                                'wnn': [4, 4]}),
+  ]
+  lines = suite_summary.ranking(reports).splitlines()
+  assert lines[0] == '| method | a | b | c | median, unseen |'
+  rows = [l.split(' | ')[0].lstrip('| ') for l in lines[2:]]
+  # Medians: wnn (2 + 1) / 2 = 1.5, multihorizon (1 + 1.6) / 2 = 1.3, snoo 1.
+  assert rows == ['wnn', 'multihorizon', 'snoo (peer)']
+  assert lines[2] == ('| wnn | 2.00 (2/2) | 4.00 (2/2) | 1.00 (2/2) |'
+                      ' **1.50** (of 2) |')
+  assert lines[3].endswith('| 1.60 (1/2) | **1.30** (of 2) |')
+  assert lines[4] == '| snoo (peer) | 1.00 (2/2) | - | - | **1.00** (of 1) |'
+  # adam-sweep is a baseline, not a method to rank.
+  assert not any('adam-sweep' in l for l in lines)
+  # min_unseen leaves out what ran on too few unseen tasks.
+  short = suite_summary.ranking(reports, min_unseen=2).splitlines()
+  assert [l.split(' | ')[0].lstrip('| ') for l in short[2:]] == [
+      'wnn', 'multihorizon']
