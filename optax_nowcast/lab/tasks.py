@@ -632,10 +632,6 @@ def public_names() -> list[str]:
 # (``optax-nowcast tune --suite``, results/lr_sweep/<task>.md).
 register(Task('digits-mlp', 'digits', lambda: MLP((128, 64)),
               learning_rate=4e-3, batch_size=64, steps=1320, eval_every=22))
-# The demo's task: digits-mlp judged by its test loss (a continuous metric
-# on 360 test images, where one image is 0.0028 of accuracy).
-register(TASKS['digits-mlp'].replace(name='digits-mlp-loss',
-                                     metric='test_loss'))
 # The demo's task: generated, with 10,000 test images (data.load_teacher).
 register(Task('teacher-mlp', 'teacher', lambda: MLP((128, 64)),
               learning_rate=5e-4, batch_size=128, steps=3000, eval_every=50))

@@ -65,3 +65,24 @@ def test_task_rejects_bad_fields(change, match):
 def test_unknown_task_lists_the_known_ones():
   with pytest.raises(ValueError, match="unknown task 'cifar'.*digits-mlp"):
     tasks.get('cifar')
+
+
+@pytest.mark.parametrize('metric', ['test_accuracy', 'test_loss'])
+def test_image_metric_is_the_accuracy_or_the_cross_entropy_on_the_test_set(
+    metric):
+  import jax  # pylint: disable=g-import-not-at-top
+  task = tasks.get('teacher-mlp').replace(metric=metric)
+  assert task.higher_is_better == (metric == 'test_accuracy')
+  ds = data_lib.load_teacher(train=64, test=50)
+  model = task.model()
+  params = model.init(jax.random.PRNGKey(0), ds.x_test[:1])['params']
+  prob = tasks.problem(task, ds)
+  got = float(prob.evaluate(params, model.apply, prob.arrays))
+  logits = np.asarray(model.apply({'params': params}, ds.x_test),
+                      np.float64)
+  if metric == 'test_accuracy':
+    want = np.mean(logits.argmax(-1) == ds.y_test)
+  else:
+    logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    want = -np.mean(logp[np.arange(len(ds.y_test)), ds.y_test])
+  np.testing.assert_allclose(got, want, rtol=1e-5)
