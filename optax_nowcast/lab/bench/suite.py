@@ -25,6 +25,8 @@ from typing import Optional
 
 START, END = '<!-- suite:start -->', '<!-- suite:end -->'
 HEAD_START, HEAD_END = '<!-- headline table -->', '<!-- /headline table -->'
+#: The baselines every speed-up is measured against (never ranked).
+BASELINES = ('adam', 'adam-sweep')
 
 
 def _key(baseline: str) -> str:
@@ -155,7 +157,7 @@ BEST = 'best'
 def _nowcast_methods(summary: dict) -> list[str]:
   """The methods of a report that add a nowcast (all but Adam's and the
   peers')."""
-  return [m for m in summary if m not in ('adam', 'adam-sweep', *_peers())]
+  return [m for m in summary if m not in (*BASELINES, *_peers())]
 
 
 def headline_rows(reports: list[dict], nowcast: str) -> list[dict]:
@@ -253,7 +255,7 @@ def ranking(reports: list[dict], min_unseen: int = 1) -> str:
   run on fewer than ``min_unseen`` unseen tasks is left out."""
   rows = []
   for m in _methods(reports):
-    if m in ('adam', 'adam-sweep'):
+    if m in BASELINES:
       continue
     cells, unseen = [], []
     for r in reports:
@@ -326,7 +328,7 @@ def main(argv=None):
   parser.add_argument('reports', nargs='+', help='bench JSON reports')
   parser.add_argument('--plot', default=None, help='PNG to write')
   parser.add_argument('--baseline', default='adam',
-                      choices=('adam', 'adam-sweep'),
+                      choices=BASELINES,
                       help='the method every speed-up is measured against')
   parser.add_argument('--readme', default=None,
                       help='a markdown file whose suite section to rewrite')
