@@ -78,6 +78,27 @@ def test_summary_of_a_hand_made_report():
   assert s['linear']['jumps'] == (1.0, 0.0)
 
 
+def test_seconds_compare_only_runs_timed_on_one_device():
+  run = lambda method, device, **kw: dict(
+      method=method, seed=0, eval_steps=[1, 2], eval_metric=[.5, .9],
+      eval_seconds=[1., 2.], eval_jumps=[0, 0], skipped=0, rollbacks=0,
+      **({'device': device} if device is not None else {}), **kw)
+  rep = dict(target=0.9, higher_is_better=True, budget_steps=2,
+             methods=['adam', 'nino', 'wnn'], seeds=1, task='t',
+             metric='test_accuracy', target_rule='r', machine='m', date='d',
+             command='c', seen_in_meta_training=False,
+             runs=[run('adam', None), run('nino', 'NVIDIA H200'),
+                   run('wnn', 'cpu')])
+  s = speedup.summarize(rep)
+  # A run saved before runs recorded their device was timed on the CPU.
+  assert s['wnn']['speedup_seconds_vs_adam'] == (1.0, 0.0)
+  assert 'speedup_seconds_vs_adam' not in s['nino']
+  assert s['nino']['speedup_steps_vs_adam'] == (1.0, 0.0)
+  rep['summary'] = s
+  assert 'nino (NVIDIA H200)' in report.markdown(rep)
+  assert 'wnn (cpu)' not in report.markdown(rep)
+
+
 def test_summary_of_a_hand_made_loss_report():
   # A validation loss: lower is better, the target is reached from above.
   rep = dict(target=1.5, higher_is_better=False, budget_steps=4,

@@ -64,6 +64,7 @@ SCHEMA: dict[str, Any] = {
                 'eval_jumps': {'type': 'array', 'items': {'type': 'integer'}},
                 'skipped': {'type': 'integer'},
                 'rollbacks': {'type': 'integer'},
+                'device': {'type': 'string'},
             }}},
         'summary': {'type': 'object', 'additionalProperties': {
             'type': 'object',
@@ -126,6 +127,12 @@ def markdown(report: dict) -> str:
         f" {_fmt(s['seconds_to_target'], 1)} |"
         f" {_fmt(s.get('speedup_seconds_vs_adam'), 2)} |"
         f" {_fmt(s['jumps'])} | {_fmt(s['rollbacks'])} |")
+  elsewhere = sorted({(r['method'], r['device']) for r in report['runs']
+                      if r.get('device') not in (None, '', 'cpu')})
+  if elsewhere:
+    lines += ['', 'Timed on another device than the CPU (their seconds'
+              " are not compared with adam's):"
+              + ''.join(f' {m} ({d});' for m, d in elsewhere)[:-1]]
   chosen = choices(report)
   if chosen:
     lines += ['', 'Checked jumps, candidates chosen (summed over seeds):']

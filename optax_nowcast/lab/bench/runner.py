@@ -66,7 +66,7 @@ METHODS = ('adam', 'adam-sweep', 'adam-cosine', 'linear', 'quadratic',
            'wnn-guard', 'multihorizon-guard', 'nino', 'nino-select',
            'nino-mlp', 'nino-mlp-select', 'adam-wsd', 'sf-adamw',
            'lookahead', 'snoo', 'multihorizon+cosine', 'multihorizon+wsd',
-           'nino+wsd', 'wnn+wsd')
+           'nino+wsd', 'wnn+wsd', 'nino+cosine', 'nino-mlp+cosine')
 
 #: The peers (:mod:`optax_nowcast.lab.peers`), each at its tuned rate.
 PEERS = tuple(peers_lib.PEERS)
@@ -266,6 +266,10 @@ class Run:
   #: Checked jumps: how many chose each candidate (0 = no jump, k = the
   #: forecast at ``select[k - 1]`` times the scheduled horizon or step).
   selected: list[int] = dataclasses.field(default_factory=list)
+  #: The accelerator the run was timed on (``jax.devices()[0].device_kind``;
+  #: empty in runs saved before 2026-12-04, all on this project's 2-core
+  #: CPU). Seconds compare only between runs of one device.
+  device: str = ''
 
 
 def _fingerprint(task: tasks_lib.Task, method: str, lr_factor: float) -> dict:
@@ -293,6 +297,12 @@ def _fingerprint(task: tasks_lib.Task, method: str, lr_factor: float) -> dict:
     manifest = forecaster_io.shipped_root() / name / 'manifest.json'
     key['forecaster_sha256'] = data_lib.sha256_file(manifest)
   return key
+
+
+def _device() -> str:
+  """The device kind runs are timed on, as :attr:`Run.device` records it."""
+  import jax  # pylint: disable=g-import-not-at-top
+  return jax.devices()[0].device_kind
 
 
 def _run_file(cache: pathlib.Path, task: tasks_lib.Task, method: str,
@@ -366,7 +376,7 @@ def _train(task: tasks_lib.Task, seed: int, ds: Any, method: str,
             int(state.skipped) if state else 0,
             int(optax.tree.get(state, "rollbacks", 0)) if state else 0,
             [int(c) for c in state.selected] if state and method in CHECKED
-            else [])
+            else [], _device())
   if file is not None:
     file.parent.mkdir(parents=True, exist_ok=True)
     tmp = file.with_suffix('.tmp')

@@ -127,6 +127,12 @@ def target(task_name: str, adam_curves: Sequence[tuple[Sequence[float],
                  f' within the first {TARGET_FRACTION:.0%} of the budget')
 
 
+def _devices(runs: Sequence[dict]) -> set[str]:
+  """The devices runs were timed on (``''``: this project's CPU, saved
+  before runs recorded it)."""
+  return {r.get('device') or 'cpu' for r in runs}
+
+
 def summarize(report: dict) -> dict[str, Any]:
   """Per-method aggregates over seeds, added to the report as ``summary``."""
   target, better = report['target'], report['higher_is_better']
@@ -160,7 +166,9 @@ def summarize(report: dict) -> dict[str, Any]:
         key = base.replace('-', '_')
         entry[f'speedup_steps_vs_{key}'] = mean_std(
             speedups(reach[base], reach[m]))
-        entry[f'speedup_seconds_vs_{key}'] = mean_std(
-            speedups(reach_s[base], reach_s[m]))
+        # Seconds compare only between runs timed on one device.
+        if _devices(by[base]) == _devices(rs):
+          entry[f'speedup_seconds_vs_{key}'] = mean_std(
+              speedups(reach_s[base], reach_s[m]))
     out[m] = entry
   return out
