@@ -429,15 +429,18 @@ def train(
   init_key, data_key = jax.random.split(key)
   # The other minibatches of value_fn: a stream apart from the steps' own.
   other_data_key = jax.random.fold_in(data_key, 2**31 - 1)
-  sample, example, evaluate = _problem(task, ds, model)
-  params = model.init(init_key, example)['params']
+  prob = problem(task, ds)
+  # The data are the compiled functions' inputs, never their constants.
+  data = prob.arrays
+  params = model.init(init_key, prob.example)['params']
   opt_state = tx.init(params)
 
   def loss_fn(params, x, y):
     logits = model.apply({'params': params}, x)
     return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
-  def step(carry, step_index):
+  def step(arrays, carry, step_index):
+    sample = lambda key: prob.sample(arrays, key)
     params, opt_state = carry
     x, y = sample(jax.random.fold_in(data_key, step_index))
     loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
@@ -451,22 +454,25 @@ def train(
                                    **extra)
     return (optax.apply_updates(params, updates), opt_state), loss
 
+  evaluate = lambda params, arrays: prob.evaluate(params, model.apply, arrays)
   if eval_params is None:
-    metric_fn = jax.jit(lambda params, opt_state: evaluate(params))
+    metric_fn = jax.jit(lambda params, opt_state, arrays: evaluate(
+        params, arrays))
   else:
-    metric_fn = jax.jit(
-        lambda params, opt_state: evaluate(eval_params(opt_state, params)))
+    metric_fn = jax.jit(lambda params, opt_state, arrays: evaluate(
+        eval_params(opt_state, params), arrays))
 
   chunk_fns = {}
 
   def chunk(params, opt_state, start, length):
     if length not in chunk_fns:
-      def fn(params, opt_state, start):
+      def fn(params, opt_state, start, arrays):
         (params, opt_state), _ = jax.lax.scan(
-            step, (params, opt_state), start + jnp.arange(length))
+            functools.partial(step, arrays), (params, opt_state),
+            start + jnp.arange(length))
         return params, opt_state
       chunk_fns[length] = jax.jit(fn, donate_argnums=(0, 1))
-    return chunk_fns[length](params, opt_state, start)
+    return chunk_fns[length](params, opt_state, start, data)
 
   # Stop at every evaluation and snapshot step.
   stops = set(range(task.eval_every, task.steps + 1, task.eval_every))
@@ -486,7 +492,7 @@ def train(
       on_snapshot(stop, jax.device_get(params))
     if stop % task.eval_every == 0 or stop == task.steps:
       eval_steps.append(stop)
-      eval_metric.append(float(metric_fn(params, opt_state)))
+      eval_metric.append(float(metric_fn(params, opt_state, data)))
       eval_seconds.append(seconds)
       eval_jumps.append(nowcast_jumps(opt_state))
       if on_eval is not None:
@@ -585,17 +591,6 @@ def problem(task: Task, ds: Any,
     return jnp.mean(jnp.argmax(logits, -1) == arrays['y_test'])
 
   return Problem(arrays, sample, evaluate, arrays['x_train'][:1])
-
-
-def _problem(task: Task, ds: Any, model: nn.Module):
-  """``(sample(key) -> (x, y), example input, evaluate(params) -> metric)``.
-
-  :func:`problem` with its arrays bound as constants (what :func:`train`
-  compiles).
-  """
-  prob = problem(task, ds)
-  return (lambda key: prob.sample(prob.arrays, key), prob.example,
-          lambda params: prob.evaluate(params, model.apply, prob.arrays))
 
 
 def _fm16():
