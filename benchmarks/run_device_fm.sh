@@ -16,7 +16,8 @@ TASKS=${TASKS:-fmnist-cnn32 fmnist-cnn16}
 WORKERS=${WORKERS:-6}
 LIMIT=${LIMIT:-470}
 OUT=${OUT:-/tmp/device_out}
-mkdir -p "$OUT"
+mkdir -p "$OUT" /tmp/device_logs
+touch /tmp/device_start  # Runs saved after this are the new ones.
 python3 -c 'import jax, optax_nowcast; print(jax.__version__, jax.devices())' || exit 1
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 start=$(date +%s)
@@ -24,12 +25,14 @@ for t in $TASKS; do
   for ((k = 0; k < WORKERS; k++)); do
     timeout $LIMIT python3 -m optax_nowcast.lab.cli bench --task "$t" \
       --methods "$METHODS" --seeds 3 --out results/suite --no-progress \
-      --worker $k/$WORKERS > "$OUT/$t.w$k.log" 2>&1 &
+      --worker $k/$WORKERS > "/tmp/device_logs/$t.w$k.log" 2>&1 &
   done
 done
 wait
 echo "workers done after $(( $(date +%s) - start )) s"
-tail -n 3 "$OUT"/*.log | tail -n 60
-find results/suite/runs -newer benchmarks/run_device_fm.sh -name '*.json' \
+tail -qn 1 /tmp/device_logs/*.log
+tar czf "$OUT/logs.tgz" -C /tmp device_logs
+# Only what this call saved (the tool brings back few files: one archive).
+find results/suite/runs -newer /tmp/device_start -name '*.json' \
   | tee "$OUT/new_runs.txt" | tar czf "$OUT/runs.tgz" -T -
 wc -l < "$OUT/new_runs.txt"
