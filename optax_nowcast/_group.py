@@ -33,6 +33,7 @@ are not chunked.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, NamedTuple, Optional, Sequence
 
@@ -43,6 +44,7 @@ import optax
 
 from optax_nowcast import _history
 from optax_nowcast import _jump
+from optax_nowcast.forecasters import _base
 from optax_nowcast.forecasters._base import Forecaster
 from optax_nowcast.forecasters._base import Standardize
 
@@ -547,9 +549,10 @@ def forecast_whole(
   """Forecasts every leaf by the forecaster's whole-leaf function.
 
   Each leaf's window is its ``W - 1`` older slots and :math:`p_n = p + u`,
-  passed as they are (no joining, no copies); one call forecasts every
-  target (a graph network runs once for all of them). A forecast that is
-  not finite leaves that weight at :math:`p_n` and is counted.
+  passed as :class:`~optax_nowcast.forecasters._base.Stored` entries that
+  the forecaster reads in place (no joining, no copies); one call forecasts
+  every target (a graph network runs once for all of them). A forecast
+  that is not finite leaves that weight at :math:`p_n` and is counted.
 
   Args:
     forecaster: A forecaster with ``forecast_leaves``.
@@ -566,8 +569,10 @@ def forecast_whole(
   """
   windows = []
   for k, p in enumerate(params):
-    newest = optax.apply_updates(p, updates[k])
-    older = [_history.gather([slot[k] for slot in slots], index)
+    # Read in place by a forecaster that streams the leaves (``Stored``).
+    newest = _base.Stored((p, updates[k]), optax.apply_updates)
+    older = [_base.Stored(tuple(slot[k] for slot in slots),
+                          functools.partial(_gather_at, index))
              for index in window_slots]
     windows.append((*older, newest))
   targets = jnp.reshape(jnp.asarray(targets, jnp.float32), (-1,))
@@ -577,7 +582,7 @@ def forecast_whole(
   for t in range(targets.shape[0]):
     deltas, nonfinite = [], jnp.zeros([], jnp.int32)
     for forecast, window in zip(forecasts, windows):
-      newest = window[-1]
+      newest = window[-1].value()
       newest = newest.astype(jnp.complex64 if jnp.iscomplexobj(newest)
                              else jnp.float32)
       finite = jnp.isfinite(forecast[t])
@@ -586,6 +591,12 @@ def forecast_whole(
       nonfinite += jnp.sum(~finite, dtype=jnp.int32)
     out.append(Forecast(deltas, nonfinite))
   return out
+
+
+def _gather_at(index: jax.Array, *slots: jax.Array) -> jax.Array:
+  """``slots[index]`` (a :class:`~optax_nowcast.forecasters._base.Stored`
+  entry's ``combine``)."""
+  return _history.gather(slots, index)
 
 
 def moved_updates(forecast: Forecast, updates: Sequence[jax.Array],

@@ -16,8 +16,50 @@ ForecastFn = Callable[
 
 LeafScaleFn = Callable[[jax.Array], tuple[jax.Array, jax.Array]]
 
-LeavesFn = Callable[[Any, Sequence[Sequence[jax.Array]], jax.Array,
+LeavesFn = Callable[[Any, Sequence[Sequence[Any]], jax.Array,
                      jax.Array, Sequence[Any]], list[jax.Array]]
+
+
+class Stored(NamedTuple):
+  r"""A window entry as it is stored, to be read in place: the entry is
+  ``combine(*arrays)``, elementwise.
+
+  :func:`optax_nowcast.nowcast` hands a whole-leaf forecaster its windows
+  as these: an older state is a select among the history slots by a traced
+  index, the newest :math:`p + u`. Computing either whole makes a copy of
+  the leaf; a forecaster that reads a leaf a block at a time calls
+  ``take(f)`` instead, with ``f`` a slice or a gather of one array:
+  ``combine(*[f(a) for a in arrays])`` reads only the block.
+
+  Attributes:
+    arrays: The stored arrays, all of the entry's shape.
+    combine: Elementwise: the entry from the arrays (or from blocks of them).
+  """
+
+  arrays: tuple
+  combine: Callable[..., jax.Array]
+
+  @property
+  def shape(self) -> tuple[int, ...]:
+    return tuple(jnp.shape(self.arrays[0]))
+
+  def value(self) -> jax.Array:
+    """The whole entry (a copy, unless it fuses with its consumer)."""
+    return self.combine(*self.arrays)
+
+  def take(self, f: Callable[[jax.Array], jax.Array]) -> jax.Array:
+    """``f`` of the entry, reading only what ``f`` reads of each array."""
+    return self.combine(*[f(a) for a in self.arrays])
+
+
+def entry_value(entry: Any) -> jax.Array:
+  """A window entry as an array (a :class:`Stored` one computed whole)."""
+  return entry.value() if isinstance(entry, Stored) else entry
+
+
+def entry_take(entry: Any, f: Callable[[jax.Array], jax.Array]) -> jax.Array:
+  """``f`` of a window entry, read in place if it is :class:`Stored`."""
+  return entry.take(f) if isinstance(entry, Stored) else f(entry)
 
 
 class Forecaster(NamedTuple):
@@ -75,7 +117,8 @@ class Forecaster(NamedTuple):
       times, targets, infos)`` that forecasts every leaf at once (a graph
       network needs the layers around a weight): ``windows[i]`` the ``W``
       states of leaf ``i`` (oldest first, the last :math:`p_n`, in their
-      own dtypes), ``times`` as for ``apply``, ``targets`` a float32
+      own dtypes; each an array or a :class:`Stored` entry, to read in
+      place: :func:`entry_value`, :func:`entry_take`), ``times`` as for ``apply``, ``targets`` a float32
       ``(T,)`` of steps to forecast, ``infos[i]`` the leaf's static
       :class:`~optax_nowcast.forecasters.LeafInfo` (path, shape, dtype,
       label, its rank in the tree's own order). It returns per leaf the

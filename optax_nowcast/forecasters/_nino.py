@@ -33,17 +33,20 @@ and the forecast of the weight at position :math:`f` of edge :math:`e`,
   \hat v = \mu + \sigma\,\bigl(a_{e,f,5} + (W_2 \phi(W_1 e^2 + b_1) + b_2)_{f,k}\bigr).
 
 (The released network has a third message-passing layer whose output no
-edge reads: it is not converted.) Edges are processed in blocks of
-``block`` (three passes, recomputing the cheap edge layers) so that a
-jump's temporaries stay near ``block * 128`` floats per layer whatever the
-model's size; the node features are small (``N * 128``).
+edge reads: it is not converted.) Nothing the size of the model is copied
+(:func:`network`): edges are streamed in blocks of up to ``block``, each
+read in place from its leaf's params, updates and history slots, in five
+passes (two for every tensor's :math:`\mu, \sigma`, one per message-passing
+layer, one for the forecasts, recomputing the cheap edge layers); a jump's
+temporaries are the forecasts' buffer (``T`` x the params), a block's
+intermediates and the node features (``N * 128``).
 """
 
 from __future__ import annotations
 
 import functools
 import warnings
-from typing import Any, Optional, Sequence
+from typing import Any, NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -54,6 +57,9 @@ from optax_nowcast.forecasters import _neural_graph
 from optax_nowcast.forecasters import _nino_mlp
 from optax_nowcast.forecasters import _registry
 from optax_nowcast.forecasters._base import Forecaster
+from optax_nowcast.forecasters._base import Stored
+from optax_nowcast.forecasters._base import entry_take
+from optax_nowcast.forecasters._base import entry_value
 
 #: States per window, horizons, hidden width, types: as ``nino-mlp``.
 WINDOW = _nino_mlp.WINDOW
@@ -140,159 +146,292 @@ def _horizon_out(weights: Weights, features: int,
   return at(horizons)
 
 
+class _Layout(NamedTuple):
+  """The static tables of a streamed forward (numpy; see :func:`_layout`).
+
+  Attributes:
+    pieces: int32 ``(P + 1, 10)``: per piece (the last row: the auxiliary
+      edges) its placed leaf's slot (-1: none), ``n_in``, ``n_out``,
+      ``n_cols``, first column, transposed, plane, features, first edge,
+      edge count (see :func:`_elements`).
+    rows: int32 ``(R, 3)``: per block, its piece, its first edge within the
+      piece, and its first edge not read by the block before (a piece's
+      last block ends at its end and overlaps the one before).
+    forecast_rows: The blocks of the weight pieces (the first rows); the
+      auxiliary edges' blocks follow.
+    aux: float32 ``(E_aux + block, F, W)`` the auxiliary edges' features.
+  """
+
+  pieces: np.ndarray
+  rows: np.ndarray
+  forecast_rows: int
+  aux: np.ndarray
+
+
+def _shape(entry: Any) -> tuple[int, ...]:
+  return entry.shape if isinstance(entry, Stored) else tuple(jnp.shape(entry))
+
+
+def _piece_row(piece: _neural_graph.Piece, shape: tuple[int, ...],
+               slot: int) -> list[int]:
+  """A piece's row of :attr:`_Layout.pieces`."""
+  size = int(np.prod(shape))
+  c0 = piece.columns[0] if piece.columns is not None else 0
+  if piece.kind == 'conv':
+    kh, kw, n_in, n_out = shape
+    row = [slot, 1, piece.count, piece.count, 0, 0, n_in * n_out, kh * kw]
+  elif piece.kind == 'vector':
+    row = [slot, 1, piece.count, size, c0, 0, 0, 1]
+  else:
+    n_in = int(np.prod(shape[:piece.rows]))
+    n_cols = size // n_in
+    n_out = piece.count // n_in
+    row = [slot, n_in, n_out, n_cols, c0, int(piece.transposed), 0, 1]
+  return row + [piece.start, piece.count]
+
+
+def _blocks(piece: int, count: int, block: int) -> list[tuple[int, int, int]]:
+  """``(piece, offset, first new)`` of the blocks that cover ``count`` edges."""
+  if count <= block:
+    return [(piece, 0, 0)]
+  return [(piece, min(start, count - block), start - min(start, count - block))
+          for start in range(0, count, block)]
+
+
+#: The cost of a block beyond its rows, in rows (for :func:`block_size`).
+BLOCK_OVERHEAD = 256
+
+
+def block_size(counts: Sequence[int], largest: int) -> int:
+  """The block size for pieces of ``counts`` edges: the power of two up to
+  ``largest`` with the fewest rows computed, each block costing
+  :data:`BLOCK_OVERHEAD` rows more (a piece's blocks are its own, so a
+  small piece pads a large block: small models take small blocks)."""
+  sizes = [2 ** k for k in range(4, max(largest, 16).bit_length())
+           if 2 ** k <= largest] or [largest]
+  cost = lambda b: sum(-(-c // b) for c in counts) * (b + BLOCK_OVERHEAD)
+  return min(sizes, key=lambda b: (cost(b), -b))
+
+
+def _layout(graph: _neural_graph.NeuralGraph, shapes: dict[int, tuple],
+            window: int, block: int) -> _Layout:
+  """The static tables that :func:`network` streams the graph by."""
+  slot = {leaf: k for k, leaf in enumerate(graph.placed)}
+  pieces = [_piece_row(p, shapes[p.leaf], slot[p.leaf]) for p in graph.pieces]
+  num_aux = graph.num_edges - graph.aux_start
+  pieces.append([-1, 1, num_aux, num_aux, 0, 0, 0, 0, graph.aux_start,
+                 num_aux])
+  rows = [r for k, p in enumerate(graph.pieces)
+          for r in _blocks(k, p.count, block)]
+  forecast_rows = len(rows)
+  if num_aux:
+    rows += _blocks(len(graph.pieces), num_aux, block)
+  aux_types = graph.edge_type[graph.aux_start:]
+  aux = np.zeros((num_aux + block, graph.features, window), np.float32)
+  for t, v in _neural_graph.AUX_VALUES.items():
+    aux[:num_aux][aux_types == t, 0, :] = v
+  return _Layout(np.asarray(pieces, np.int32), np.asarray(rows, np.int32),
+                 forecast_rows, aux)
+
+
+def _elements(prm: jax.Array, offset: jax.Array, block: int, features: int
+              ) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Where a block's edges are in their leaf.
+
+  Edge ``j`` of a piece joins input ``i`` to output ``o`` (``j = i n_out +
+  o``, or ``o n_in + i`` when transposed); its feature ``f`` is the leaf's
+  raveled element ``f * plane + i * n_cols + c0 + o`` (a conv's kernel
+  positions are planes of ``n_in * n_out``).
+
+  Returns:
+    ``(elements (B, F), valid (B, F), j (B,))``; invalid entries read
+    element 0.
+  """
+  n_in, n_out, n_cols, c0, transposed, plane, feat, _, count = (
+      prm[k] for k in range(1, 10))
+  j = offset + jnp.arange(block, dtype=jnp.int32)
+  i = jnp.where(transposed == 1, j % n_in, j // n_out)
+  o = jnp.where(transposed == 1, j // n_in, j % n_out)
+  f = jnp.arange(features, dtype=jnp.int32)
+  elements = (i * n_cols + c0 + o)[:, None] + f[None] * plane
+  valid = (j < count)[:, None] & (f < feat)[None]
+  return jnp.where(valid, elements, 0), valid, j
+
+
+def _readers(windows: Sequence[Sequence[Any]], placed: Sequence[int]):
+  """Per placed leaf: ``elements (B, F) -> float32 (B, F, W)``, its window's
+  values there, read in place."""
+  def reader(leaf):
+    def read(elements):
+      take = lambda a: a.reshape(-1)[elements]
+      return jnp.stack([entry_take(e, take).astype(jnp.float32)
+                        for e in windows[leaf]], axis=-1)
+    return read
+  return [reader(leaf) for leaf in placed]
+
+
 def network(weights: Weights, graph: _neural_graph.NeuralGraph,
-            attr: jax.Array, horizons: jax.Array,
+            windows: Sequence[Sequence[Any]], horizons: jax.Array,
             positions: Optional[jax.Array] = None,
-            block: int = BLOCK) -> jax.Array:
-  """The graph network's scaled forecasts of the graph's forecast edges.
+            block: int = BLOCK) -> list[jax.Array]:
+  """The graph network's forecasts of the placed leaves, streamed.
+
+  No copy of the leaves, their windows or the edges' features is made: one
+  ``lax.fori_loop`` per pass runs over a static table of blocks of
+  ``block`` edges (each within one piece of one leaf), reads the block's
+  weights in place (a gather from the leaf's stored history slots and
+  params, :class:`Stored`), scales them and runs the edge layers on them.
+  Two passes give every leaf's :math:`\\mu, \\sigma`; one per message-passing
+  layer sums the messages into the nodes (``N x 128`` floats); the last
+  writes each block's forecasts into one flat buffer of the placed leaves.
+  A jump's temporaries are that buffer (``T`` x the placed params) and a
+  block's intermediates.
 
   Args:
     weights: The graph network's weights (``load('nino').weights['graph']``).
     graph: The neural graph.
-    attr: float32 ``(E, F, W)`` every edge's scaled states (F = the graph's
-      ``features``; the auxiliary edges' fixed values included).
+    windows: Per leaf, its ``W`` states (arrays or :class:`Stored`).
     horizons: float32 ``(T,)`` horizons in record intervals.
     positions: ``(N, 8)`` node positions; default ``graph.positions``.
-    block: Edges per block.
+    block: The most edges per block (:func:`block_size` picks the size).
 
   Returns:
-    float32 ``(T, graph.aux_start, F)``: the scaled forecast
-    :math:`a_{e,f,W} + o_{e,f}(k)` of each weight edge.
+    Per placed leaf (``graph.placed``), float32 ``(T, *shape)`` forecasts;
+    NaN where the weight's own window was not finite.
   """
   weights = jax.tree.map(jnp.asarray, weights)
   width = weights['embed'].shape[1]
-  num_nodes, num_edges = graph.num_nodes, graph.num_edges
-  feat, window = attr.shape[1], attr.shape[2]
-  blocks = -(-num_edges // block)
-  pad = blocks * block - num_edges
-  # Padded edges point at a dummy node N, whose row is dropped.
-  src = jnp.asarray(np.pad(graph.src, (0, pad), constant_values=num_nodes))
-  dst = jnp.asarray(np.pad(graph.dst, (0, pad), constant_values=num_nodes))
-  types = jnp.asarray(np.pad(graph.edge_type, (0, pad)))
-  flat = jnp.pad(attr.reshape(num_edges, feat * window), ((0, pad), (0, 0)))
+  num_nodes, feat = graph.num_nodes, graph.features
+  window = len(windows[graph.placed[0]])
+  shapes = {i: _shape(windows[i][-1]) for i in graph.placed}
+  block = block_size([p.count for p in graph.pieces]
+                     + [graph.num_edges - graph.aux_start], block)
+  layout = _layout(graph, shapes, window, block)
+  pieces, rows = jnp.asarray(layout.pieces), jnp.asarray(layout.rows)
+  aux = jnp.asarray(layout.aux)
+  # Each block slices ``block`` edges from its first: pad past the end.
+  pad = lambda a: jnp.asarray(np.pad(a, (0, block), constant_values=num_nodes))
+  src, dst = pad(graph.src), pad(graph.dst)
+  types = jnp.asarray(np.pad(graph.edge_type, (0, block)))
+  readers = _readers(windows, graph.placed)
   in_kernel = weights['edge_input']['kernel'][:feat * window]
   degree = np.bincount(graph.dst, minlength=num_nodes + 1).astype(np.float32)
   degree = jnp.asarray(np.maximum(degree, 1.0))[:, None]
+  slots = len(graph.placed)
+
+  def read(t):
+    """Block ``t``: its raw values, where they go, which edges count."""
+    p, offset, first = rows[t, 0], rows[t, 1], rows[t, 2]
+    prm = pieces[p]
+    elements, valid, j = _elements(prm, offset, block, feat)
+    slot = jnp.maximum(prm[0], 0)
+    raw = jax.lax.switch(slot, readers, elements)
+    new = (j >= offset + first) & (j < prm[9])  # read by no earlier block
+    return p, offset, prm, slot, elements, valid, new, raw
+
+  def accumulate_statistics(mu):
+    """Per placed leaf: count, sum (``mu`` None) or squared deviations."""
+    def body(t, acc):
+      _, _, _, slot, _, valid, new, raw = read(t)
+      keep = valid[..., None] & new[:, None, None] & jnp.isfinite(raw)
+      x = raw if mu is None else (raw - mu[slot]) ** 2
+      return (acc[0].at[slot].add(jnp.sum(keep, dtype=jnp.float32)),
+              acc[1].at[slot].add(jnp.sum(jnp.where(keep, x, 0.0))))
+    zeros = jnp.zeros((slots,), jnp.float32)
+    return jax.lax.fori_loop(0, layout.forecast_rows, body, (zeros, zeros))
+
+  count, total = accumulate_statistics(None)
+  mu = total / jnp.maximum(count, 1.0)
+  _, squares = accumulate_statistics(mu)
+  sigma = jnp.sqrt(squares / jnp.maximum(count - 1.0, 1.0))
+
   pos = graph.positions if positions is None else positions
   x0 = _dense(weights['node_input'], jnp.asarray(pos, jnp.float32))
   xs = [jnp.pad(x0, ((0, 1), (0, 0)))]
 
-  def edges(level, i):
-    """``e^level`` of block ``i``, and its ends."""
-    rows = jax.lax.dynamic_slice_in_dim(flat, i * block, block)
-    s = jax.lax.dynamic_slice_in_dim(src, i * block, block)
-    t = jax.lax.dynamic_slice_in_dim(dst, i * block, block)
-    kind = jax.lax.dynamic_slice_in_dim(types, i * block, block)
-    e = rows @ in_kernel + weights['edge_input']['bias'] + weights['embed'][kind]
+  def edges(level, t):
+    """``e^level`` of block ``t``, its ends (masked), and its read."""
+    p, offset, prm, slot, elements, valid, new, raw = read(t)
+    scaled = (raw - mu[slot]) / (sigma[slot] + EPS)
+    scaled = jnp.where(valid[..., None] & jnp.isfinite(raw), scaled, 0.0)
+    fixed = jax.lax.dynamic_slice_in_dim(aux, offset, block)
+    is_aux = p == len(graph.pieces)
+    attr = jnp.where(is_aux, fixed, scaled)
+    start = prm[8] + offset
+    inside = (offset + jnp.arange(block) < prm[9])
+    s = jnp.where(inside, jax.lax.dynamic_slice_in_dim(src, start, block),
+                  num_nodes)
+    t_all = jax.lax.dynamic_slice_in_dim(dst, start, block)
+    kind = jax.lax.dynamic_slice_in_dim(types, start, block)
+    e = (attr.reshape(block, feat * window) @ in_kernel
+         + weights['edge_input']['bias'] + weights['embed'][kind])
     for l in range(level):
-      p, x = weights['layers'][l], xs[l + 1]
-      h = (_dense(p['edge'], e) + _dense(p['source'], x)[s]
-           + _dense(p['target'], x)[t])
-      e = _dense(p['edge_out'], jax.nn.silu(h))
-    return e, s, t
+      lp, x = weights['layers'][l], xs[l + 1]
+      h = (_dense(lp['edge'], e) + _dense(lp['source'], x)[s]
+           + _dense(lp['target'], x)[t_all])
+      e = _dense(lp['edge_out'], jax.nn.silu(h))
+    target = jnp.where(new, t_all, num_nodes)  # counted once, real edges
+    return e, s, target, (slot, elements, valid, raw, attr)
 
   for level in range(LAYERS):
-    p, x = weights['layers'][level], xs[level]
+    lp, x = weights['layers'][level], xs[level]
     # Per node once: the message layer's halves for targets and sources.
-    at_target = x @ p['message']['kernel'][:width]
-    at_source = x @ p['message']['kernel'][width:] + p['message']['bias']
+    at_target = x @ lp['message']['kernel'][:width]
+    at_source = x @ lp['message']['kernel'][width:] + lp['message']['bias']
 
-    def accumulate(i, total, level=level, p=p, at_target=at_target,
-                   at_source=at_source):
-      e, s, t = edges(level, i)
-      gamma, beta = jnp.split(_dense(p['film'], e), 2, axis=-1)
-      message = gamma * (at_target[t] + at_source[s]) + beta
-      return total.at[t].add(message)
+    def message_sum(t, total, level=level, lp=lp, at_target=at_target,
+                    at_source=at_source):
+      e, s, target, _ = edges(level, t)
+      gamma, beta = jnp.split(_dense(lp['film'], e), 2, axis=-1)
+      message = gamma * (at_target[target] + at_source[s]) + beta
+      return total.at[target].add(message)
 
-    total = jax.lax.fori_loop(0, blocks, accumulate,
+    total = jax.lax.fori_loop(0, rows.shape[0], message_sum,
                               jnp.zeros((num_nodes + 1, width), jnp.float32))
     mean = total / degree
-    x_new = jax.nn.silu(_dense(p['node'], _split(p['post'], (x, mean), width)))
+    x_new = jax.nn.silu(_dense(lp['node'], _split(lp['post'], (x, mean),
+                                                   width)))
     xs.append(x_new.at[num_nodes].set(0.0))
 
   kernel, bias = _horizon_out(weights, feat, horizons)  # (T, 128, F), (T, F)
-  forecast_edges = graph.aux_start
-  out_blocks = -(-forecast_edges // block)
+  sizes = [int(np.prod(shapes[i])) for i in graph.placed]
+  bases = jnp.asarray(np.cumsum([0] + sizes[:-1]), jnp.int32)
+  size = sum(sizes)  # the last element of ``out`` takes invalid writes
 
-  def output(i):
-    e, _, _ = edges(LAYERS, i)
-    rows = jax.lax.dynamic_slice_in_dim(flat, i * block, block)
-    newest = rows.reshape(block, feat, window)[:, :, -1]
+  def output(t, out):
+    e, _, _, (slot, elements, valid, raw, attr) = edges(LAYERS, t)
     hidden = jax.nn.silu(_dense(weights['out_hidden'], e))
-    return newest[None] + jnp.einsum('bh,thf->tbf', hidden, kernel) + bias[:, None]
+    y = (attr[None, :, :, -1] + jnp.einsum('bh,thf->tbf', hidden, kernel)
+         + bias[:, None])
+    value = mu[slot] + sigma[slot] * y
+    value = jnp.where(jnp.all(jnp.isfinite(raw), axis=-1), value, jnp.nan)
+    where = jnp.where(valid, bases[slot] + elements, size).reshape(-1)
+    return out.at[:, where].set(value.reshape(value.shape[0], -1))
 
-  out = jax.lax.map(output, jnp.arange(out_blocks))  # (blocks, T, B, F)
-  out = jnp.moveaxis(out, 1, 0).reshape(horizons.shape[0], -1, feat)
-  return out[:, :forecast_edges]
-
-
-def _statistics(window: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """NiNo's per-tensor ``(mu, sigma)`` over the finite entries."""
-  finite = jnp.isfinite(window)
-  count = jnp.sum(finite)
-  mu = jnp.sum(jnp.where(finite, window, 0.0)) / jnp.maximum(count, 1)
-  sq = jnp.where(finite, (window - mu) ** 2, 0.0)
-  sigma = jnp.sqrt(jnp.sum(sq) / jnp.maximum(count - 1, 1))
-  return mu, sigma
-
-
-def _piece_edges(piece: _neural_graph.Piece, x: jax.Array) -> jax.Array:
-  """``(count, F_leaf, W)`` edge features of a piece from ``x (W, *shape)``."""
-  w = x.shape[0]
-  if piece.kind == 'vector':
-    x = x.reshape(w, -1)
-    if piece.columns is not None:
-      x = x[:, piece.columns[0]:piece.columns[1]]
-    return jnp.moveaxis(x, 0, -1)[:, None, :]
-  if piece.kind == 'conv':
-    kh, kw = x.shape[1], x.shape[2]
-    return jnp.transpose(x, (3, 4, 1, 2, 0)).reshape(-1, kh * kw, w)
-  x = x.reshape(w, int(np.prod(x.shape[1:1 + piece.rows])), -1)
-  if piece.columns is not None:
-    x = x[:, :, piece.columns[0]:piece.columns[1]]
-  if piece.transposed:
-    x = jnp.swapaxes(x, 1, 2)
-  return jnp.moveaxis(x, 0, -1).reshape(-1, 1, w)
-
-
-def _piece_values(piece: _neural_graph.Piece, y: jax.Array,
-                  shape: tuple[int, ...]) -> jax.Array:
-  """The inverse of :func:`_piece_edges` for ``y (T, count, F)``."""
-  t = y.shape[0]
-  if piece.kind == 'vector':
-    if piece.columns is not None:
-      return y[:, :, 0]
-    return y[:, :, 0].reshape(t, *shape)
-  if piece.kind == 'conv':
-    kh, kw, n_in, n_out = shape
-    v = y[:, :, :kh * kw].reshape(t, n_in, n_out, kh, kw)
-    return jnp.transpose(v, (0, 3, 4, 1, 2))
-  n_in = int(np.prod(shape[:piece.rows]))
-  n_out = int(np.prod(shape[piece.rows:]))
-  if piece.columns is not None:
-    n_out = piece.columns[1] - piece.columns[0]
-  if piece.transposed:
-    v = jnp.swapaxes(y[:, :, 0].reshape(t, n_out, n_in), 1, 2)
-  else:
-    v = y[:, :, 0].reshape(t, n_in, n_out)
-  return v if piece.columns is not None else v.reshape(t, *shape)
+  out = jax.lax.fori_loop(
+      0, layout.forecast_rows, output,
+      jnp.zeros((horizons.shape[0], size + 1), jnp.float32))
+  return [out[:, b:b + n].reshape(-1, *shapes[i])
+          for i, b, n in zip(graph.placed, np.cumsum([0] + sizes[:-1]), sizes)]
 
 
 def graph_attr(graph: _neural_graph.NeuralGraph,
-               scaled: dict[int, jax.Array]) -> jax.Array:
-  """Every edge's ``(E, F, W)`` features from the scaled windows of the
-  placed leaves (``leaf index -> (W, *shape)``), auxiliary edges included."""
-  feat = graph.features
-  window = next(iter(scaled.values())).shape[0]
+               windows: dict[int, jax.Array]) -> jax.Array:
+  """Every edge's ``(E, F, W)`` features (as the streamed forward reads
+  them, unscaled), from the placed leaves' ``(W, *shape)`` windows
+  (``leaf index -> window``), auxiliary edges included: for people and
+  tests."""
+  window = next(iter(windows.values())).shape[0]
+  shapes = {i: tuple(w.shape[1:]) for i, w in windows.items()}
+  layout = _layout(graph, shapes, window, 1)
+  readers = _readers({i: list(w) for i, w in windows.items()}, graph.placed)
   parts = []
-  for piece in graph.pieces:
-    e = _piece_edges(piece, scaled[piece.leaf])
-    parts.append(jnp.pad(e, ((0, 0), (0, feat - e.shape[1]), (0, 0))))
-  aux_types = graph.edge_type[graph.aux_start:]
-  values = np.zeros((aux_types.size, feat, window), np.float32)
-  for t, v in _neural_graph.AUX_VALUES.items():
-    values[aux_types == t, 0, :] = v
-  parts.append(jnp.asarray(values))
+  for k, piece in enumerate(graph.pieces):
+    elements, valid, _ = _elements(jnp.asarray(layout.pieces[k]), 0,
+                                   piece.count, graph.features)
+    raw = readers[graph.placed.index(piece.leaf)](elements)
+    parts.append(jnp.where(valid[..., None], raw, 0.0))
+  parts.append(jnp.asarray(layout.aux[:graph.num_edges - graph.aux_start]))
   return jnp.concatenate(parts, axis=0)
 
 
@@ -322,7 +461,7 @@ def _warn_unplaced(graph: _neural_graph.NeuralGraph,
       ' heads=...)', stacklevel=3)
 
 
-def forecast_leaves(weights: Weights, windows: Sequence[Sequence[jax.Array]],
+def forecast_leaves(weights: Weights, windows: Sequence[Sequence[Any]],
                     times: jax.Array, targets: jax.Array,
                     infos: Sequence[_neural_graph.LeafInfo], *,
                     heads: Optional[int] = None,
@@ -332,7 +471,9 @@ def forecast_leaves(weights: Weights, windows: Sequence[Sequence[jax.Array]],
 
   Args:
     weights: ``{'graph', 'mlp'}``.
-    windows: Per leaf, its ``W`` states, oldest first.
+    windows: Per leaf, its ``W`` states, oldest first (arrays, or
+      :class:`~optax_nowcast.forecasters._base.Stored` entries, read in
+      place).
     times: ``(W,)`` the states' steps relative to the newest.
     targets: ``(T,)`` steps to forecast, relative to the newest state.
     infos: Per leaf, its :class:`~optax_nowcast.forecasters._neural_graph.LeafInfo`.
@@ -354,37 +495,19 @@ def forecast_leaves(weights: Weights, windows: Sequence[Sequence[jax.Array]],
 
 
 def forecast_on_graph(weights: Weights, graph: _neural_graph.NeuralGraph,
-                      windows: Sequence[Sequence[jax.Array]],
+                      windows: Sequence[Sequence[Any]],
                       horizons: jax.Array, labels: Sequence[str], *,
                       block: int = BLOCK) -> list[jax.Array]:
   """:func:`forecast_leaves` on a given graph, at horizons in record
   intervals (``graph.positions`` may be replaced, e.g. by NiNo's own)."""
   out: list[Optional[jax.Array]] = [None] * len(windows)
-  stats, scaled, finite = {}, {}, {}
-  for i in graph.placed:
-    v = jnp.stack([jnp.asarray(e, jnp.float32) for e in windows[i]])
-    mu, sigma = _statistics(v)
-    ok = jnp.isfinite(v)
-    finite[i] = jnp.all(ok, axis=0)
-    stats[i] = (mu, sigma)
-    scaled[i] = jnp.where(ok, (v - mu) / (sigma + EPS), 0.0)
   if graph.placed:
-    y = network(weights['graph'], graph, graph_attr(graph, scaled),
-                horizons, block=block)
-    parts: dict[int, list] = {}
-    for piece in graph.pieces:
-      shape = jnp.shape(windows[piece.leaf][-1])
-      values = _piece_values(piece, y[:, piece.start:piece.start + piece.count],
-                             shape)
-      parts.setdefault(piece.leaf, []).append((piece.columns, values))
-    for i, pieces in parts.items():
-      pieces.sort(key=lambda c: (c[0] or (0, 0))[0])
-      values = (pieces[0][1] if len(pieces) == 1
-                else jnp.concatenate([v for _, v in pieces], axis=-1))
-      mu, sigma = stats[i]
-      out[i] = jnp.where(finite[i], mu + sigma * values, jnp.nan)
+    placed = network(weights['graph'], graph, windows, horizons, block=block)
+    for i, values in zip(graph.placed, placed):
+      out[i] = values
   for i, _ in graph.unplaced:
-    out[i] = _per_weight(weights['mlp'], windows[i], horizons, labels[i])
+    window = [entry_value(e) for e in windows[i]]
+    out[i] = _per_weight(weights['mlp'], window, horizons, labels[i])
   return out
 
 
@@ -460,7 +583,9 @@ def nino(
       layers were created in order (an MLP, a CNN), not in general (a
       transformer's Flax names interleave): leaves that do not chain are
       then forecast per weight, with a warning.
-    block: Edges per block of the streamed forward (memory vs speed).
+    block: The most edges per block of the streamed forward (memory vs
+      speed; :func:`block_size` takes a smaller power of two when the
+      model's pieces are small).
 
   Returns:
     A :class:`~optax_nowcast.forecasters.Forecaster` with

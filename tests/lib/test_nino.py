@@ -200,8 +200,11 @@ class NeuralGraphTest(parameterized.TestCase):
 
 class EquivalenceTest(parameterized.TestCase):
 
-  @parameterized.parameters('mlp', 'cnn', 'gpt')
-  def test_equals_reference(self, model):
+  @parameterized.parameters(('mlp', _nino.BLOCK), ('cnn', _nino.BLOCK),
+                            ('gpt', _nino.BLOCK), ('cnn', 16), ('gpt', 16))
+  def test_equals_reference(self, model, block):
+    # (Blocks of 16 edges: a piece spans many, its last overlapping the one
+    # before, and every edge must still count once.)
     tree, names, paths, z = _load(model)
     infos = _infos(tree)
     graph = _neural_graph.neural_graph(infos, 2 if model == 'gpt' else None)
@@ -210,7 +213,7 @@ class EquivalenceTest(parameterized.TestCase):
     windows = [tuple(jnp.asarray(w)) for w in jax.tree.leaves(tree)]
     out = _jit(lambda ws: _nino.forecast_on_graph(
         weights, graph, ws, jnp.array(HORIZONS, jnp.float32),
-        [''] * len(ws)))(windows)
+        [''] * len(ws), block=block))(windows)
     flat_paths = [tuple(_neural_graph._key(k) for k in p) for p, _ in
                   jax.tree_util.tree_flatten_with_path(tree)[0]]
     for t, horizon in enumerate(HORIZONS):

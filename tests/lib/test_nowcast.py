@@ -643,6 +643,20 @@ def test_default_chunks_keep_a_jumps_temporaries_under_32_mb(name):
   assert _jump_temp_bytes(forecaster, _MB_PARAMS) < 32 * 2**20
 
 
+def test_nino_jump_streams_the_neural_graph_under_32_mb():
+  """NiNo's graph network reads each block of edges in place from the
+  leaves and their history (no copy of the windows or of the edges'
+  features): on a 1M-weight MLP its jump's temporaries are the forecasts'
+  buffer (4 MB) and a block's intermediates, not the ~70 MB they were."""
+  params = {'Dense_0': {'kernel': jax.ShapeDtypeStruct((1024, 1000),
+                                                       jnp.float32),
+                        'bias': jax.ShapeDtypeStruct((1000,), jnp.float32)},
+            'Dense_1': {'kernel': jax.ShapeDtypeStruct((1000, 10),
+                                                       jnp.float32),
+                        'bias': jax.ShapeDtypeStruct((10,), jnp.float32)}}
+  assert _jump_temp_bytes(forecasters.load('nino'), params) < 32 * 2**20
+
+
 def test_auto_chunks_learned_forecasters_finer_than_closed_form_ones():
   assert (nowcast_lib._chunk_size('auto', forecasters.load('wnn'))
           == nowcast_lib.AUTO_CHUNK_SIZE == 2**12)
