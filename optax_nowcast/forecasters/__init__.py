@@ -22,6 +22,7 @@ from typing import Any
 from optax_nowcast.forecasters._base import Forecaster
 from optax_nowcast.forecasters._base import LABELS
 from optax_nowcast.forecasters._base import Standardize
+from optax_nowcast.forecasters._base import Stored
 from optax_nowcast.forecasters._neural_graph import LeafInfo
 from optax_nowcast.forecasters._curve_fit import last
 from optax_nowcast.forecasters._curve_fit import linear
@@ -41,6 +42,7 @@ _LAZY = {
 __all__ = (
     'Forecaster',
     'Standardize',
+    'Stored',
     'LABELS',
     'LeafInfo',
     'last',
