@@ -66,7 +66,7 @@ def test_forecasters_exports_what_a_user_calls():
   assert learned >= {'introspection', 'multihorizon', 'nino', 'nino_mlp',
                      'wnn'}
   assert set(onc.forecasters.__all__) == {
-      'Forecaster', 'LABELS', 'LeafInfo', 'Standardize', 'last', 'linear',
+      'Forecaster', 'LABELS', 'LeafInfo', 'Standardize', 'Stored', 'last', 'linear',
       'load', 'load_from', 'quadratic', 'save'} | learned
   for name in onc.forecasters.__all__:
     assert getattr(onc.forecasters, name) is not None
