@@ -66,8 +66,8 @@ def test_forecasters_exports_what_a_user_calls():
   assert learned >= {'introspection', 'multihorizon', 'nino', 'nino_mlp',
                      'wnn'}
   assert set(onc.forecasters.__all__) == {
-      'Forecaster', 'LABELS', 'LeafInfo', 'Standardize', 'Stored', 'last', 'linear',
-      'load', 'load_from', 'quadratic', 'save'} | learned
+      'Forecaster', 'LABELS', 'LeafInfo', 'Standardize', 'Stored', 'last',
+      'linear', 'load', 'load_from', 'quadratic', 'save'} | learned
   for name in onc.forecasters.__all__:
     assert getattr(onc.forecasters, name) is not None
   with pytest.raises(AttributeError):
