@@ -301,14 +301,15 @@ def build_parser() -> argparse.ArgumentParser:
           ' the labels of a random teacher network on generated 8x8 images,'
           ' 10,000 test images, nothing to download): trains it with tuned'
           ' Adam, the recommended recipe (Adam on a tuned cosine decay +'
-          ' nowcast(shipped multihorizon) on NiNo\'s schedule, blind jumps'
-          ' before the decay), the same cosine decay alone, and the peer'
+          ' nowcast(NiNo\'s released per-weight model, nino-mlp) on NiNo\'s'
+          ' schedule, blind jumps before the decay), the same cosine decay'
+          ' alone, and the peer'
           ' that beats it on most of the suite (schedule-free AdamW), each'
           ' at its tuned rate, for several seeds in one process; prints'
           ' steps and seconds to a target test accuracy and the speed-ups,'
           ' and writes the JSON report and the plot to --out.'))
   demo.add_argument('--methods',
-                    default='adam,multihorizon+cosine,adam-cosine,sf-adamw',
+                    default='adam,nino-mlp+cosine,adam-cosine,sf-adamw',
                     help=f'comma-separated methods among {method_list}')
   demo.add_argument('--seeds', type=_positive_int, default=3,
                     help='seeds 0 .. N-1, each method on each')

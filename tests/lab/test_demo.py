@@ -13,14 +13,14 @@ pytestmark = pytest.mark.slow
 
 def test_demo_prints_the_table_and_writes_report_and_plot(tmp_path, capsys):
   assert cli.main(['demo', '--seeds', '1', '--methods',
-                   'adam,multihorizon+cosine', '--out', str(tmp_path),
+                   'adam,nino-mlp+cosine', '--out', str(tmp_path),
                    '--no-progress']) == 0
   out = capsys.readouterr().out
   assert ("teacher-mlp (unseen by multihorizon's corpus, unseen by WNN's"
           " zoo)" in out)
   rows = [line for line in out.splitlines() if line.startswith('| ')]
   assert [r.split('|')[1].strip() for r in rows[1:]] == [
-      'adam', 'multihorizon+cosine']
+      'adam', 'nino-mlp+cosine']
   report = json.loads((tmp_path / 'teacher-mlp.json').read_text())
   # 3000 steps, a record every 60 (budget / 50), a jump every 5 records,
   # none once the cosine decays (from step 1500): jumps at 300, ..., 1500.
@@ -32,7 +32,7 @@ def test_demo_prints_the_table_and_writes_report_and_plot(tmp_path, capsys):
 def test_demo_defaults_to_the_recipe_its_schedule_and_the_best_peer():
   args = cli.build_parser().parse_args(['demo'])
   assert args.methods.split(',') == [
-      'adam', 'multihorizon+cosine', 'adam-cosine', 'sf-adamw']
+      'adam', 'nino-mlp+cosine', 'adam-cosine', 'sf-adamw']
 
 
 @pytest.mark.parametrize('argv,message', [
