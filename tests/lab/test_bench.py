@@ -95,7 +95,7 @@ def test_seconds_compare_only_runs_timed_on_one_device():
   assert 'speedup_seconds_vs_adam' not in s['nino']
   assert s['nino']['speedup_steps_vs_adam'] == (1.0, 0.0)
   rep['summary'] = s
-  assert 'nino (NVIDIA H200)' in report.markdown(rep)
+  assert 'nino (NVIDIA H200: seed 0)' in report.markdown(rep)
   assert 'wnn (cpu)' not in report.markdown(rep)
 
 

@@ -127,12 +127,17 @@ def markdown(report: dict) -> str:
         f" {_fmt(s['seconds_to_target'], 1)} |"
         f" {_fmt(s.get('speedup_seconds_vs_adam'), 2)} |"
         f" {_fmt(s['jumps'])} | {_fmt(s['rollbacks'])} |")
-  elsewhere = sorted({(r['method'], r['device']) for r in report['runs']
-                      if r.get('device') not in (None, '', 'cpu')})
+  elsewhere: dict[tuple[str, str], list[int]] = {}
+  for r in report['runs']:
+    if r.get('device') not in (None, '', 'cpu'):
+      elsewhere.setdefault((r['method'], r['device']), []).append(r['seed'])
   if elsewhere:
     lines += ['', 'Timed on another device than the CPU (their seconds'
-              " are not compared with adam's):"
-              + ''.join(f' {m} ({d});' for m, d in elsewhere)[:-1]]
+              " are not compared with adam's; a method's mean seconds mix"
+              ' the devices):' + ';'.join(
+                  f" {m} ({d}: seed{'s' if len(s) > 1 else ''}"
+                  f" {', '.join(map(str, sorted(s)))})"
+                  for (m, d), s in sorted(elsewhere.items()))]
   chosen = choices(report)
   if chosen:
     lines += ['', 'Checked jumps, candidates chosen (summed over seeds):']
