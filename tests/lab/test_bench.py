@@ -94,6 +94,14 @@ def test_seconds_compare_only_runs_timed_on_one_device():
   assert s['wnn']['speedup_seconds_vs_adam'] == (1.0, 0.0)
   assert 'speedup_seconds_vs_adam' not in s['nino']
   assert s['nino']['speedup_steps_vs_adam'] == (1.0, 0.0)
+  assert s['nino']['device'] == 'NVIDIA H200'
+  assert s['wnn']['device'] == s['adam']['device'] == 'cpu'
+  # Seeds on two devices: no mean seconds at all.
+  mixed = dict(rep, methods=['adam', 'nino'], runs=[
+      run('adam', None), dict(run('adam', None), seed=1),
+      run('nino', 'NVIDIA H200'), dict(run('nino', 'cpu'), seed=1)])
+  assert speedup.summarize(mixed)['nino']['seconds_to_target'] is None
+  assert speedup.summarize(mixed)['nino']['device'] == 'NVIDIA H200 + cpu'
   rep['summary'] = s
   assert 'nino (NVIDIA H200: seed 0)' in report.markdown(rep)
   assert 'wnn (cpu)' not in report.markdown(rep)

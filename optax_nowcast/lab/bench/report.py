@@ -76,6 +76,7 @@ SCHEMA: dict[str, Any] = {
                 'steps_or_budget': _PAIR,
                 'seconds_to_target': _PAIR, 'reached': {'type': 'integer'},
                 'jumps': _PAIR, 'skipped': _PAIR, 'rollbacks': _PAIR,
+                'device': {'type': 'string'},
                 'speedup_steps_vs_adam': _PAIR,
                 'speedup_seconds_vs_adam': _PAIR,
                 'speedup_steps_vs_adam_sweep': _PAIR,
@@ -133,8 +134,8 @@ def markdown(report: dict) -> str:
       elsewhere.setdefault((r['method'], r['device']), []).append(r['seed'])
   if elsewhere:
     lines += ['', 'Timed on another device than the CPU (their seconds'
-              " are not compared with adam's; a method's mean seconds mix"
-              ' the devices):' + ';'.join(
+              " are not compared with adam's, nor averaged over devices):"
+              + ';'.join(
                   f" {m} ({d}: seed{'s' if len(s) > 1 else ''}"
                   f" {', '.join(map(str, sorted(s)))})"
                   for (m, d), s in sorted(elsewhere.items()))]

@@ -155,7 +155,10 @@ def summarize(report: dict) -> dict[str, Any]:
         # A seed that never reached counts as the budget: a lower bound.
         steps_or_budget=mean_std(
             [report['budget_steps'] if x is None else x for x in reach[m]]),
-        seconds_to_target=mean_std(ok_s),
+        # A mean over devices would be no device's seconds.
+        seconds_to_target=(mean_std(ok_s) if len(_devices(rs)) == 1
+                           else None),
+        device=' + '.join(sorted(_devices(rs))),
         reached=len(ok),
         jumps=mean_std([r['eval_jumps'][-1] for r in rs]),
         skipped=mean_std([r['skipped'] for r in rs]),

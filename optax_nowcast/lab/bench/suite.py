@@ -182,7 +182,9 @@ def headline_rows(reports: list[dict], nowcast: str) -> list[dict]:
     if best is not None and method is not None:
       row['steps_ratio'] = _steps(s[best]) / _steps(s[method])
       sec = [x['seconds_to_target'] for x in (s[best], s[method])]
-      row['seconds_ratio'] = (sec[0][0] / sec[1][0] if all(sec) else None)
+      same = s[best].get('device', 'cpu') == s[method].get('device', 'cpu')
+      row['seconds_ratio'] = (sec[0][0] / sec[1][0] if all(sec) and same
+                              else None)
     if method is not None:
       row['vs_adam'] = _steps(s['adam']) / _steps(s[method])
     rows.append(row)
