@@ -405,8 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
           ' benchmark resumes where it stopped (--fresh redoes every run).'))
   _task_arguments(bench, f'a registered task: {task_list}')
   bench.add_argument('--methods',
-                     default='adam,multihorizon-select,multihorizon,'
-                     'multihorizon-guard,wnn,adam-cosine,adam-sweep',
+                     default='adam,nino-mlp+cosine,multihorizon-select,'
+                     'multihorizon,multihorizon-guard,wnn,adam-cosine,'
+                     'adam-sweep',
                      help='comma-separated methods (adam is always run) among'
                      f' {method_list}')
   bench.add_argument('--seeds', type=_positive_int, default=3,
