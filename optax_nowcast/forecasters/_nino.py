@@ -348,6 +348,7 @@ def network(weights: Weights, graph: _neural_graph.NeuralGraph,
   pos = graph.positions if positions is None else positions
   x0 = _dense(weights['node_input'], jnp.asarray(pos, jnp.float32))
   xs = [jnp.pad(x0, ((0, 1), (0, 0)))]
+  ends = []  # per message-passing layer: W_s x, W_t x of its new nodes
 
   def edges(level, t):
     """``e^level`` of block ``t``, its ends (masked), and its read."""
@@ -366,9 +367,8 @@ def network(weights: Weights, graph: _neural_graph.NeuralGraph,
     e = (attr.reshape(block, feat * window) @ in_kernel
          + weights['edge_input']['bias'] + weights['embed'][kind])
     for l in range(level):
-      lp, x = weights['layers'][l], xs[l + 1]
-      h = (_dense(lp['edge'], e) + _dense(lp['source'], x)[s]
-           + _dense(lp['target'], x)[t_all])
+      lp, (at_s, at_t) = weights['layers'][l], ends[l]
+      h = _dense(lp['edge'], e) + at_s[s] + at_t[t_all]
       e = _dense(lp['edge_out'], jax.nn.silu(h))
     target = jnp.where(new, t_all, num_nodes)  # counted once, real edges
     return e, s, target, (slot, elements, valid, raw, attr)
@@ -391,7 +391,10 @@ def network(weights: Weights, graph: _neural_graph.NeuralGraph,
     mean = total / degree
     x_new = jax.nn.silu(_dense(lp['node'], _split(lp['post'], (x, mean),
                                                    width)))
-    xs.append(x_new.at[num_nodes].set(0.0))
+    x_new = x_new.at[num_nodes].set(0.0)
+    xs.append(x_new)
+    # The edge layer's node terms, once per node (not once per block).
+    ends.append((_dense(lp['source'], x_new), _dense(lp['target'], x_new)))
 
   kernel, bias = _horizon_out(weights, feat, horizons)  # (T, 128, F), (T, F)
   sizes = [int(np.prod(shapes[i])) for i in graph.placed]
