@@ -326,13 +326,14 @@ def network(weights: Weights, graph: _neural_graph.NeuralGraph,
     elements, valid, j = _elements(prm, offset, block, feat)
     slot = jnp.maximum(prm[0], 0)
     raw = jax.lax.switch(slot, readers, elements)
-    new = (j >= offset + first) & (j < prm[9])  # read by no earlier block
-    return p, offset, prm, slot, elements, valid, new, raw
+    inside = j < prm[9]  # an edge of the piece, not past its end
+    new = (j >= offset + first) & inside  # read by no earlier block
+    return p, offset, prm, slot, elements, valid, new, raw, inside
 
   def accumulate_statistics(mu):
     """Per placed leaf: count, sum (``mu`` None) or squared deviations."""
     def body(t, acc):
-      _, _, _, slot, _, valid, new, raw = read(t)
+      _, _, _, slot, _, valid, new, raw, _ = read(t)
       keep = valid[..., None] & new[:, None, None] & jnp.isfinite(raw)
       x = raw if mu is None else (raw - mu[slot]) ** 2
       return (acc[0].at[slot].add(jnp.sum(keep, dtype=jnp.float32)),
@@ -352,14 +353,13 @@ def network(weights: Weights, graph: _neural_graph.NeuralGraph,
 
   def edges(level, t):
     """``e^level`` of block ``t``, its ends (masked), and its read."""
-    p, offset, prm, slot, elements, valid, new, raw = read(t)
+    p, offset, prm, slot, elements, valid, new, raw, inside = read(t)
     scaled = (raw - mu[slot]) / (sigma[slot] + EPS)
     scaled = jnp.where(valid[..., None] & jnp.isfinite(raw), scaled, 0.0)
     fixed = jax.lax.dynamic_slice_in_dim(aux, offset, block)
     is_aux = p == len(graph.pieces)
     attr = jnp.where(is_aux, fixed, scaled)
     start = prm[8] + offset
-    inside = (offset + jnp.arange(block) < prm[9])
     s = jnp.where(inside, jax.lax.dynamic_slice_in_dim(src, start, block),
                   num_nodes)
     t_all = jax.lax.dynamic_slice_in_dim(dst, start, block)
