@@ -569,10 +569,12 @@ def forecast_whole(
   """
   windows = []
   for k, p in enumerate(params):
-    # Read in place by a forecaster that streams the leaves (``Stored``).
+    # Read in place by a forecaster that streams the leaves (``Stored``);
+    # the slot index rides in a pytree ``Partial``, so that a forecaster
+    # running per device (``jax.shard_map``) can pass it in as an argument.
     newest = _base.Stored((p, updates[k]), optax.apply_updates)
     older = [_base.Stored(tuple(slot[k] for slot in slots),
-                          functools.partial(_gather_at, index))
+                          jax.tree_util.Partial(_gather_at, index))
              for index in window_slots]
     windows.append((*older, newest))
   targets = jnp.reshape(jnp.asarray(targets, jnp.float32), (-1,))

@@ -288,12 +288,14 @@ def _whole_leaf_infos(forecaster: Forecaster, params: Any,
   """The active leaves' ``LeafInfo`` when the jump runs whole leaves.
 
   ``None`` (a per-scalar jump) for a forecaster without
-  ``forecast_leaves``, or when a leaf is sharded over several devices (the
-  per-scalar path keeps every weight where it lives).
+  ``forecast_leaves``, or when a leaf's sharding is not known while tracing
+  (auto mesh axes: the per-scalar path keeps every weight where it lives).
+  Leaves on explicit mesh axes go to ``forecast_leaves`` sharded, which
+  keeps them where they are (``nino`` runs its network per device).
   """
   if forecaster.forecast_leaves is None:
     return None
-  if any(_group.placement(p)[0] != 'local' for p in params_a):
+  if any(_group.placement(p)[0] == 'auto' for p in params_a):
     return None
   infos = _neural_graph.leaf_infos(params, leaf_labels)
   return tuple(infos[i] for i in active)

@@ -124,9 +124,12 @@ class Forecaster(NamedTuple):
       label, its rank in the tree's own order). It returns per leaf the
       float32 ``(T, *shape)`` forecasts (complex64 for a complex leaf;
       non-finite where a weight must stay at :math:`p_n`).
-      :func:`optax_nowcast.nowcast` calls it on one device; a jump whose
-      params are sharded over explicit mesh axes runs ``apply`` per
-      scalar instead, as for any other forecaster.
+      :func:`optax_nowcast.nowcast` calls it on one device, and on params
+      sharded over explicit mesh axes, with the sharded leaves: it must
+      keep every weight where it lives (``nino`` runs its network on each
+      device's shards under ``jax.shard_map``). Where a leaf's sharding
+      is not known while tracing (auto mesh axes) the jump runs ``apply``
+      per scalar instead, as for any other forecaster.
   """
 
   apply: ForecastFn

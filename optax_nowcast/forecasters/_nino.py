@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from typing import Any, NamedTuple, Optional, Sequence
+from typing import Any, NamedTuple, Optional, Sequence, Union
 
 import jax
 import jax.numpy as jnp
@@ -150,13 +150,11 @@ class _Layout(NamedTuple):
   """The static tables of a streamed forward (numpy; see :func:`_layout`).
 
   Attributes:
-    pieces: int32 ``(P + 1, 10)``: per piece (the last row: the auxiliary
-      edges) its placed leaf's slot (-1: none), ``n_in``, ``n_out``,
-      ``n_cols``, first column, transposed, plane, features, first edge,
-      edge count (see :func:`_elements`).
-    rows: int32 ``(R, 3)``: per block, its piece, its first edge within the
-      piece, and its first edge not read by the block before (a piece's
-      last block ends at its end and overlaps the one before).
+    pieces: int32 ``(P + 1, 14)``: per piece (the last row: the auxiliary
+      edges) the columns of :data:`_PIECE` (see :func:`_piece_row`).
+    rows: int32 ``(R, 3)``: per block, its piece, its first local edge
+      within the piece, and its first edge not read by the block before (a
+      piece's last block ends at its end and overlaps the one before).
     forecast_rows: The blocks of the weight pieces (the first rows); the
       auxiliary edges' blocks follow.
     aux: float32 ``(E_aux + block, F, W)`` the auxiliary edges' features.
@@ -168,26 +166,65 @@ class _Layout(NamedTuple):
   aux: np.ndarray
 
 
+#: The columns of :attr:`_Layout.pieces`. A piece's leaf is seen as ``F``
+#: planes (a conv's kernel positions) of a ``(rows, cols)`` matrix; the
+#: piece's edges join its ``n_in`` rows to its ``n_out`` columns from
+#: ``c0``. On a device that holds a block of the leaf (``rows_l x cols_l``
+#: of it, see :class:`Shards`), the piece's local edges are ``rows_l x
+#: width`` (``width``: the most columns of the piece any device holds).
+_PIECE = ('slot', 'n_in', 'n_out', 'n_cols', 'c0', 'transposed', 'plane',
+          'features', 'start', 'count', 'rows_l', 'cols_l', 'width',
+          'count_l')
+
+
+class Shards(NamedTuple):
+  """Where each placed leaf's shard lies, for :func:`network` run on each
+  device's shards (under ``jax.shard_map``, :func:`forecast_on_graph`).
+
+  Attributes:
+    axes: The mesh's ``(name, size)`` axes.
+    specs: Per placed leaf, its partition spec, padded to its rank.
+    shapes: Per placed leaf, its global shape.
+  """
+
+  axes: tuple[tuple[str, int], ...]
+  specs: dict[int, tuple]
+  shapes: dict[int, tuple[int, ...]]
+
+
 def _shape(entry: Any) -> tuple[int, ...]:
   return entry.shape if isinstance(entry, Stored) else tuple(jnp.shape(entry))
 
 
-def _piece_row(piece: _neural_graph.Piece, shape: tuple[int, ...],
-               slot: int) -> list[int]:
-  """A piece's row of :attr:`_Layout.pieces`."""
-  size = int(np.prod(shape))
-  c0 = piece.columns[0] if piece.columns is not None else 0
+def _axes(piece: _neural_graph.Piece,
+          rank: int) -> tuple[tuple[int, ...], tuple[int, ...],
+                              tuple[int, ...]]:
+  """A piece's leaf axes: ``(feature axes, row axes, column axes)``."""
   if piece.kind == 'conv':
-    kh, kw, n_in, n_out = shape
-    row = [slot, 1, piece.count, piece.count, 0, 0, n_in * n_out, kh * kw]
-  elif piece.kind == 'vector':
-    row = [slot, 1, piece.count, size, c0, 0, 0, 1]
-  else:
-    n_in = int(np.prod(shape[:piece.rows]))
-    n_cols = size // n_in
-    n_out = piece.count // n_in
-    row = [slot, n_in, n_out, n_cols, c0, int(piece.transposed), 0, 1]
-  return row + [piece.start, piece.count]
+    return (0, 1), (2,), (3,)
+  if piece.kind == 'vector':
+    return (), (), tuple(range(rank))
+  return (), tuple(range(piece.rows)), tuple(range(piece.rows, rank))
+
+
+def _piece_row(piece: _neural_graph.Piece, shape: tuple[int, ...],
+               local: tuple[int, ...], slot: int) -> list[int]:
+  """A piece's row of :attr:`_Layout.pieces` (columns :data:`_PIECE`), for
+  a leaf of global ``shape`` whose devices each hold ``local`` of it."""
+  feature_axes, row_axes, col_axes = _axes(piece, len(shape))
+  n_in = int(np.prod([shape[a] for a in row_axes]))
+  n_cols = int(np.prod([shape[a] for a in col_axes]))
+  rows_l = int(np.prod([local[a] for a in row_axes]))
+  cols_l = int(np.prod([local[a] for a in col_axes]))
+  features = int(np.prod([shape[a] for a in feature_axes]))
+  c0 = piece.columns[0] if piece.columns is not None else 0
+  n_out = piece.count // n_in
+  width = max(max(0, min(c0 + n_out, k + cols_l) - max(c0, k))
+              for k in range(0, n_cols, cols_l))
+  plane = rows_l * cols_l if piece.kind == 'conv' else 0
+  return [slot, n_in, n_out, n_cols, c0, int(piece.transposed), plane,
+          features, piece.start, piece.count, rows_l, cols_l, width,
+          rows_l * width]
 
 
 def _blocks(piece: int, count: int, block: int) -> list[tuple[int, int, int]]:
@@ -213,49 +250,119 @@ def block_size(counts: Sequence[int], largest: int) -> int:
   return min(sizes, key=lambda b: (cost(b), -b))
 
 
-def _layout(graph: _neural_graph.NeuralGraph, shapes: dict[int, tuple],
+def _piece_table(graph: _neural_graph.NeuralGraph,
+                 shapes: dict[int, tuple], local: dict[int, tuple]
+                 ) -> np.ndarray:
+  """:attr:`_Layout.pieces`: the weight pieces, then the auxiliary edges."""
+  slot = {leaf: k for k, leaf in enumerate(graph.placed)}
+  pieces = [_piece_row(p, shapes[p.leaf], local[p.leaf], slot[p.leaf])
+            for p in graph.pieces]
+  n = graph.num_edges - graph.aux_start
+  pieces.append([-1, 1, n, n, 0, 0, 0, 0, graph.aux_start, n, 1, n, n, n])
+  return np.asarray(pieces, np.int32)
+
+
+def _layout(graph: _neural_graph.NeuralGraph, pieces: np.ndarray,
             window: int, block: int) -> _Layout:
   """The static tables that :func:`network` streams the graph by."""
-  slot = {leaf: k for k, leaf in enumerate(graph.placed)}
-  pieces = [_piece_row(p, shapes[p.leaf], slot[p.leaf]) for p in graph.pieces]
-  num_aux = graph.num_edges - graph.aux_start
-  pieces.append([-1, 1, num_aux, num_aux, 0, 0, 0, 0, graph.aux_start,
-                 num_aux])
-  rows = [r for k, p in enumerate(graph.pieces)
-          for r in _blocks(k, p.count, block)]
+  count_l = pieces[:, _PIECE.index('count_l')]
+  rows = [r for k in range(len(graph.pieces))
+          for r in _blocks(k, int(count_l[k]), block)]
   forecast_rows = len(rows)
+  num_aux = graph.num_edges - graph.aux_start
   if num_aux:
     rows += _blocks(len(graph.pieces), num_aux, block)
   aux_types = graph.edge_type[graph.aux_start:]
   aux = np.zeros((num_aux + block, graph.features, window), np.float32)
   for t, v in _neural_graph.AUX_VALUES.items():
     aux[:num_aux][aux_types == t, 0, :] = v
-  return _Layout(np.asarray(pieces, np.int32), np.asarray(rows, np.int32),
-                 forecast_rows, aux)
+  return _Layout(pieces, np.asarray(rows, np.int32), forecast_rows, aux)
 
 
-def _elements(prm: jax.Array, offset: jax.Array, block: int, features: int
-              ) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """Where a block's edges are in their leaf.
+class _Edges(NamedTuple):
+  """A block's edges (see :func:`_elements`)."""
 
-  Edge ``j`` of a piece joins input ``i`` to output ``o`` (``j = i n_out +
-  o``, or ``o n_in + i`` when transposed); its feature ``f`` is the leaf's
-  raveled element ``f * plane + i * n_cols + c0 + o`` (a conv's kernel
-  positions are planes of ``n_in * n_out``).
+  elements: jax.Array  # (B, F) local raveled elements (0 where not valid)
+  valid: jax.Array     # (B, F) the element exists here
+  edge: jax.Array      # (B,) the global edge (the piece's first where not)
+  inside: jax.Array    # (B,) an edge of the piece on this device
+  local: jax.Array     # (B,) the local edge within the piece
 
-  Returns:
-    ``(elements (B, F), valid (B, F), j (B,))``; invalid entries read
-    element 0.
+
+def _elements(prm: jax.Array, origin: jax.Array, offset: jax.Array,
+              block: int, features: int) -> _Edges:
+  """Where a block's edges are in their leaf (or its shard).
+
+  Local edge ``q`` of a piece is row ``r0 + q // width`` and column ``lo +
+  q % width`` of the leaf (``(r0, c)`` the device's first row and column,
+  ``(0, 0)`` on one device; ``lo = max(c0, c)``); it joins input ``i`` to
+  output ``o = column - c0``, the piece's edge ``i n_out + o`` (``o n_in +
+  i`` when transposed), and its feature ``f`` is the local raveled element
+  ``f * plane + row_l * cols_l + column - c``.
   """
-  n_in, n_out, n_cols, c0, transposed, plane, feat, _, count = (
-      prm[k] for k in range(1, 10))
-  j = offset + jnp.arange(block, dtype=jnp.int32)
-  i = jnp.where(transposed == 1, j % n_in, j // n_out)
-  o = jnp.where(transposed == 1, j // n_in, j % n_out)
+  g = {name: prm[k] for k, name in enumerate(_PIECE)}
+  r0, c = origin[0], origin[1]
+  q = offset + jnp.arange(block, dtype=jnp.int32)
+  width = jnp.maximum(g['width'], 1)
+  row_l, oc = q // width, q % width
+  lo = jnp.maximum(g['c0'], c)
+  here = jnp.minimum(g['c0'] + g['n_out'], c + g['cols_l']) - lo
+  inside = (q < g['count_l']) & (oc < here)
+  column = lo + oc
+  i, o = r0 + row_l, column - g['c0']
+  j = jnp.where(g['transposed'] == 1, o * g['n_in'] + i, i * g['n_out'] + o)
   f = jnp.arange(features, dtype=jnp.int32)
-  elements = (i * n_cols + c0 + o)[:, None] + f[None] * plane
-  valid = (j < count)[:, None] & (f < feat)[None]
-  return jnp.where(valid, elements, 0), valid, j
+  elements = (row_l * g['cols_l'] + column - c)[:, None] + f[None] * g['plane']
+  valid = inside[:, None] & (f < g['features'])[None]
+  return _Edges(jnp.where(valid, elements, 0), valid,
+                g['start'] + jnp.where(inside, j, 0), inside, q)
+
+
+def _origins(graph: _neural_graph.NeuralGraph, pieces: np.ndarray,
+             shards: Optional[Shards]) -> tuple[jax.Array, jax.Array]:
+  """Per placed leaf (and last, the auxiliary edges): the device's first
+  ``(row, column)`` of it, int32 ``(S + 1, 2)``, and whether the device
+  counts it in the graph's sums (``(S + 1,)``; one copy of a leaf
+  replicated over a mesh axis does, that at index 0 of the axis)."""
+  slots = len(graph.placed)
+  if shards is None:
+    return (jnp.zeros((slots + 1, 2), jnp.int32),
+            jnp.ones((slots + 1,), bool))
+  sizes = dict(shards.axes)
+  index = {name: jax.lax.axis_index(name) for name in sizes}
+
+  def shard_index(entry):
+    names = () if entry is None else (
+        (entry,) if isinstance(entry, str) else tuple(entry))
+    k = jnp.zeros([], jnp.int32)
+    for name in names:
+      k = k * sizes[name] + index[name]
+    return k, set(names)
+
+  def first(used):
+    return jnp.all(jnp.asarray([index[a] == 0 for a in sizes
+                                if a not in used] or [True]))
+
+  origins, owners = [], []
+  by_leaf = {}
+  for k, piece in enumerate(graph.pieces):
+    by_leaf.setdefault(piece.leaf, (piece, pieces[k]))
+  for leaf in graph.placed:
+    piece, row = by_leaf[leaf]
+    spec = shards.specs[leaf]
+    _, row_axes, col_axes = _axes(piece, len(spec))
+    used: set = set()
+    origin = []
+    for group, size in ((row_axes, row[_PIECE.index('rows_l')]),
+                        (col_axes, row[_PIECE.index('cols_l')])):
+      k, names = shard_index(spec[group[0]] if group else None)
+      used |= names
+      origin.append(k * int(size))
+    origins.append(jnp.stack(origin))
+    owners.append(first(used))
+  origins.append(jnp.zeros((2,), jnp.int32))
+  owners.append(first(set()))
+  return jnp.stack(origins), jnp.stack(owners)
 
 
 def _readers(windows: Sequence[Sequence[Any]], placed: Sequence[int]):
@@ -271,9 +378,10 @@ def _readers(windows: Sequence[Sequence[Any]], placed: Sequence[int]):
 
 
 def network(weights: Weights, graph: _neural_graph.NeuralGraph,
-            windows: Sequence[Sequence[Any]], horizons: jax.Array,
+            windows: Sequence[Any], horizons: jax.Array,
             positions: Optional[jax.Array] = None,
-            block: int = BLOCK) -> list[jax.Array]:
+            block: int = BLOCK, shards: Optional[Shards] = None
+            ) -> list[jax.Array]:
   """The graph network's forecasts of the placed leaves, streamed.
 
   No copy of the leaves, their windows or the edges' features is made: one
@@ -287,59 +395,74 @@ def network(weights: Weights, graph: _neural_graph.NeuralGraph,
   A jump's temporaries are that buffer (``T`` x the placed params) and a
   block's intermediates.
 
+  With ``shards``, it runs on one device's shards of the leaves (inside
+  ``jax.shard_map``: ``windows`` hold the local blocks): the sums over
+  edges (each leaf's statistics, each node's messages) are reduced across
+  the mesh (``psum``), everything per node is computed alike on every
+  device, and each device forecasts its own shards.
+
   Args:
     weights: The graph network's weights (``load('nino').weights['graph']``).
     graph: The neural graph.
-    windows: Per leaf, its ``W`` states (arrays or :class:`Stored`).
+    windows: Per leaf, its ``W`` states (arrays or :class:`Stored`; only
+      the placed leaves' are read).
     horizons: float32 ``(T,)`` horizons in record intervals.
     positions: ``(N, 8)`` node positions; default ``graph.positions``.
     block: The most edges per block (:func:`block_size` picks the size).
+    shards: Where each device's shards lie; ``None``: one device.
 
   Returns:
-    Per placed leaf (``graph.placed``), float32 ``(T, *shape)`` forecasts;
-    NaN where the weight's own window was not finite.
+    Per placed leaf (``graph.placed``), float32 ``(T, *shape)`` forecasts
+    (of the local shard, with ``shards``); NaN where the weight's own window
+    was not finite.
   """
   weights = jax.tree.map(jnp.asarray, weights)
   width = weights['embed'].shape[1]
   num_nodes, feat = graph.num_nodes, graph.features
   window = len(windows[graph.placed[0]])
-  shapes = {i: _shape(windows[i][-1]) for i in graph.placed}
-  block = block_size([p.count for p in graph.pieces]
-                     + [graph.num_edges - graph.aux_start], block)
-  layout = _layout(graph, shapes, window, block)
+  local = {i: _shape(windows[i][-1]) for i in graph.placed}
+  table = _piece_table(graph, local if shards is None else shards.shapes,
+                       local)
+  block = block_size(table[:, _PIECE.index('count_l')].tolist(), block)
+  layout = _layout(graph, table, window, block)
   pieces, rows = jnp.asarray(layout.pieces), jnp.asarray(layout.rows)
   aux = jnp.asarray(layout.aux)
-  # Each block slices ``block`` edges from its first: pad past the end.
-  pad = lambda a: jnp.asarray(np.pad(a, (0, block), constant_values=num_nodes))
-  src, dst = pad(graph.src), pad(graph.dst)
-  types = jnp.asarray(np.pad(graph.edge_type, (0, block)))
+  src, dst = jnp.asarray(graph.src), jnp.asarray(graph.dst)
+  types = jnp.asarray(graph.edge_type)
   readers = _readers(windows, graph.placed)
   in_kernel = weights['edge_input']['kernel'][:feat * window]
   degree = np.bincount(graph.dst, minlength=num_nodes + 1).astype(np.float32)
   degree = jnp.asarray(np.maximum(degree, 1.0))[:, None]
   slots = len(graph.placed)
+  origins, owners = _origins(graph, layout.pieces, shards)
+  # Sums over edges: over every device's edges when the leaves are sharded.
+  total_over_mesh = ((lambda x: x) if shards is None else
+                     (lambda x: jax.lax.psum(x, [a for a, _ in shards.axes])))
 
   def read(t):
     """Block ``t``: its raw values, where they go, which edges count."""
     p, offset, first = rows[t, 0], rows[t, 1], rows[t, 2]
     prm = pieces[p]
-    elements, valid, j = _elements(prm, offset, block, feat)
+    index = jnp.where(prm[0] < 0, slots, prm[0])  # the aux edges: last
+    at = _elements(prm, origins[index], offset, block, feat)
     slot = jnp.maximum(prm[0], 0)
-    raw = jax.lax.switch(slot, readers, elements)
-    inside = j < prm[9]  # an edge of the piece, not past its end
-    new = (j >= offset + first) & inside  # read by no earlier block
-    return p, offset, prm, slot, elements, valid, new, raw, inside
+    raw = jax.lax.switch(slot, readers, at.elements)
+    # Counted in the sums: read by no earlier block, and on the one device
+    # that counts a replicated leaf.
+    new = (at.local >= offset + first) & at.inside & owners[index]
+    return p, offset, slot, at, new, raw
 
   def accumulate_statistics(mu):
     """Per placed leaf: count, sum (``mu`` None) or squared deviations."""
     def body(t, acc):
-      _, _, _, slot, _, valid, new, raw, _ = read(t)
-      keep = valid[..., None] & new[:, None, None] & jnp.isfinite(raw)
+      _, _, slot, at, new, raw = read(t)
+      keep = at.valid[..., None] & new[:, None, None] & jnp.isfinite(raw)
       x = raw if mu is None else (raw - mu[slot]) ** 2
       return (acc[0].at[slot].add(jnp.sum(keep, dtype=jnp.float32)),
               acc[1].at[slot].add(jnp.sum(jnp.where(keep, x, 0.0))))
     zeros = jnp.zeros((slots,), jnp.float32)
-    return jax.lax.fori_loop(0, layout.forecast_rows, body, (zeros, zeros))
+    return total_over_mesh(
+        jax.lax.fori_loop(0, layout.forecast_rows, body, (zeros, zeros)))
 
   count, total = accumulate_statistics(None)
   mu = total / jnp.maximum(count, 1.0)
@@ -353,25 +476,22 @@ def network(weights: Weights, graph: _neural_graph.NeuralGraph,
 
   def edges(level, t):
     """``e^level`` of block ``t``, its ends (masked), and its read."""
-    p, offset, prm, slot, elements, valid, new, raw, inside = read(t)
+    p, offset, slot, at, new, raw = read(t)
     scaled = (raw - mu[slot]) / (sigma[slot] + EPS)
-    scaled = jnp.where(valid[..., None] & jnp.isfinite(raw), scaled, 0.0)
+    scaled = jnp.where(at.valid[..., None] & jnp.isfinite(raw), scaled, 0.0)
     fixed = jax.lax.dynamic_slice_in_dim(aux, offset, block)
     is_aux = p == len(graph.pieces)
     attr = jnp.where(is_aux, fixed, scaled)
-    start = prm[8] + offset
-    s = jnp.where(inside, jax.lax.dynamic_slice_in_dim(src, start, block),
-                  num_nodes)
-    t_all = jax.lax.dynamic_slice_in_dim(dst, start, block)
-    kind = jax.lax.dynamic_slice_in_dim(types, start, block)
+    s = jnp.where(at.inside, src[at.edge], num_nodes)
+    t_all = dst[at.edge]
     e = (attr.reshape(block, feat * window) @ in_kernel
-         + weights['edge_input']['bias'] + weights['embed'][kind])
+         + weights['edge_input']['bias'] + weights['embed'][types[at.edge]])
     for l in range(level):
       lp, (at_s, at_t) = weights['layers'][l], ends[l]
       h = _dense(lp['edge'], e) + at_s[s] + at_t[t_all]
       e = _dense(lp['edge_out'], jax.nn.silu(h))
     target = jnp.where(new, t_all, num_nodes)  # counted once, real edges
-    return e, s, target, (slot, elements, valid, raw, attr)
+    return e, s, target, (slot, at, raw, attr)
 
   for level in range(LAYERS):
     lp, x = weights['layers'][level], xs[level]
@@ -386,8 +506,9 @@ def network(weights: Weights, graph: _neural_graph.NeuralGraph,
       message = gamma * (at_target[target] + at_source[s]) + beta
       return total.at[target].add(message)
 
-    total = jax.lax.fori_loop(0, rows.shape[0], message_sum,
-                              jnp.zeros((num_nodes + 1, width), jnp.float32))
+    total = total_over_mesh(jax.lax.fori_loop(
+        0, rows.shape[0], message_sum,
+        jnp.zeros((num_nodes + 1, width), jnp.float32)))
     mean = total / degree
     x_new = jax.nn.silu(_dense(lp['node'], _split(lp['post'], (x, mean),
                                                    width)))
@@ -397,24 +518,24 @@ def network(weights: Weights, graph: _neural_graph.NeuralGraph,
     ends.append((_dense(lp['source'], x_new), _dense(lp['target'], x_new)))
 
   kernel, bias = _horizon_out(weights, feat, horizons)  # (T, 128, F), (T, F)
-  sizes = [int(np.prod(shapes[i])) for i in graph.placed]
+  sizes = [int(np.prod(local[i])) for i in graph.placed]
   bases = jnp.asarray(np.cumsum([0] + sizes[:-1]), jnp.int32)
   size = sum(sizes)  # the last element of ``out`` takes invalid writes
 
   def output(t, out):
-    e, _, _, (slot, elements, valid, raw, attr) = edges(LAYERS, t)
+    e, _, _, (slot, at, raw, attr) = edges(LAYERS, t)
     hidden = jax.nn.silu(_dense(weights['out_hidden'], e))
     y = (attr[None, :, :, -1] + jnp.einsum('bh,thf->tbf', hidden, kernel)
          + bias[:, None])
     value = mu[slot] + sigma[slot] * y
     value = jnp.where(jnp.all(jnp.isfinite(raw), axis=-1), value, jnp.nan)
-    where = jnp.where(valid, bases[slot] + elements, size).reshape(-1)
+    where = jnp.where(at.valid, bases[slot] + at.elements, size).reshape(-1)
     return out.at[:, where].set(value.reshape(value.shape[0], -1))
 
   out = jax.lax.fori_loop(
       0, layout.forecast_rows, output,
       jnp.zeros((horizons.shape[0], size + 1), jnp.float32))
-  return [out[:, b:b + n].reshape(-1, *shapes[i])
+  return [out[:, b:b + n].reshape(-1, *local[i])
           for i, b, n in zip(graph.placed, np.cumsum([0] + sizes[:-1]), sizes)]
 
 
@@ -426,19 +547,30 @@ def graph_attr(graph: _neural_graph.NeuralGraph,
   tests."""
   window = next(iter(windows.values())).shape[0]
   shapes = {i: tuple(w.shape[1:]) for i, w in windows.items()}
-  layout = _layout(graph, shapes, window, 1)
+  table = _piece_table(graph, shapes, shapes)
   readers = _readers({i: list(w) for i, w in windows.items()}, graph.placed)
+  origin = jnp.zeros((2,), jnp.int32)
   parts = []
   for k, piece in enumerate(graph.pieces):
-    elements, valid, _ = _elements(jnp.asarray(layout.pieces[k]), 0,
-                                   piece.count, graph.features)
-    raw = readers[graph.placed.index(piece.leaf)](elements)
+    at = _elements(jnp.asarray(table[k]), origin, 0, piece.count,
+                   graph.features)
+    raw = readers[graph.placed.index(piece.leaf)](at.elements)
+    # Local edge order is the piece's edge order but for transposed pieces.
+    raw = jnp.zeros_like(raw).at[at.edge - piece.start].set(raw)
+    valid = jnp.zeros_like(at.valid).at[at.edge - piece.start].set(at.valid)
     parts.append(jnp.where(valid[..., None], raw, 0.0))
-  parts.append(jnp.asarray(layout.aux[:graph.num_edges - graph.aux_start]))
+  aux = _layout(graph, table, window, 1).aux
+  parts.append(jnp.asarray(aux[:graph.num_edges - graph.aux_start]))
   return jnp.concatenate(parts, axis=0)
 
 
 _WARNED: set = set()
+
+
+def _warn_once(message: str) -> None:
+  if message not in _WARNED:
+    _WARNED.add(message)
+    warnings.warn(message, stacklevel=4)
 
 
 def _leaf_name(path: Sequence[str]) -> str:
@@ -502,16 +634,125 @@ def forecast_on_graph(weights: Weights, graph: _neural_graph.NeuralGraph,
                       horizons: jax.Array, labels: Sequence[str], *,
                       block: int = BLOCK) -> list[jax.Array]:
   """:func:`forecast_leaves` on a given graph, at horizons in record
-  intervals (``graph.positions`` may be replaced, e.g. by NiNo's own)."""
+  intervals (``graph.positions`` may be replaced, e.g. by NiNo's own).
+
+  Leaves sharded over explicit mesh axes stay where they are: the network
+  runs on each device's shards under ``jax.shard_map``, its sums over edges
+  reduced across the mesh (:func:`network`).
+  """
   out: list[Optional[jax.Array]] = [None] * len(windows)
+  per_weight = [i for i, _ in graph.unplaced]
   if graph.placed:
-    placed = network(weights['graph'], graph, windows, horizons, block=block)
+    where = _where(graph, windows)
+    if where is None:
+      placed = network(weights['graph'], graph, windows, horizons,
+                       block=block)
+    elif isinstance(where, str):
+      _warn_once(
+          f'nino: the neural graph cannot follow how the params are sharded'
+          f' ({where}); every leaf is forecast per weight by nino-mlp.')
+      placed, per_weight = [], list(range(len(windows)))
+    else:
+      placed = _network_per_device(weights['graph'], graph, windows,
+                                   horizons, block, *where)
     for i, values in zip(graph.placed, placed):
       out[i] = values
-  for i, _ in graph.unplaced:
+  for i in per_weight:
     window = [entry_value(e) for e in windows[i]]
     out[i] = _per_weight(weights['mlp'], window, horizons, labels[i])
   return out
+
+
+def _arrays(entry: Any) -> tuple:
+  return entry.arrays if isinstance(entry, Stored) else (entry,)
+
+
+def _where(graph: _neural_graph.NeuralGraph, windows: Sequence[Sequence[Any]]
+           ) -> Union[None, str, tuple[Any, Shards]]:
+  """Where the placed leaves live: ``None`` on one device; ``(mesh,
+  shards)`` on explicit mesh axes the network can follow (each leaf split
+  only along the first of its row axes and of its column axes, evenly, its
+  kernel positions whole); else why not."""
+  meshes, specs = set(), {}
+  for leaf in graph.placed:
+    leaf_specs = set()
+    for a in (a for e in windows[leaf] for a in _arrays(e)):
+      sharding = getattr(jax.typeof(a), 'sharding', None)
+      mesh = getattr(sharding, 'mesh', None)
+      if mesh is None or mesh.empty or mesh.size == 1:
+        if jax.device_count() > 1 and mesh is None:
+          return 'a leaf whose sharding JAX does not state while tracing'
+        leaf_specs.add(None)
+        continue
+      if not all(t == jax.sharding.AxisType.Explicit
+                 for t in mesh.axis_types):
+        return 'mesh axes that are not explicit'
+      meshes.add(mesh)
+      spec = tuple(sharding.spec)
+      leaf_specs.add(spec + (None,) * (jnp.ndim(a) - len(spec)))
+    if len(leaf_specs) > 1:
+      return 'a leaf whose window entries are sharded differently'
+    specs[leaf] = leaf_specs.pop()
+  if not meshes:
+    return None
+  if len(meshes) > 1:
+    return 'leaves on different meshes'
+  mesh = meshes.pop()
+  sizes = dict(zip(mesh.axis_names, mesh.axis_sizes))
+  shapes = {leaf: _shape(windows[leaf][-1]) for leaf in graph.placed}
+  pieces = {p.leaf: p for p in graph.pieces}
+  for leaf, spec in specs.items():
+    spec = specs[leaf] = spec or (None,) * len(shapes[leaf])
+    feature_axes, row_axes, col_axes = _axes(pieces[leaf], len(spec))
+    allowed = {g[0] for g in (row_axes, col_axes) if g}
+    for axis, entry in enumerate(spec):
+      if entry is None:
+        continue
+      names = (entry,) if isinstance(entry, str) else tuple(entry)
+      split = int(np.prod([sizes[n] for n in names]))
+      if axis not in allowed or shapes[leaf][axis] % split:
+        return (f'leaf {leaf} of shape {shapes[leaf]} is split by {spec}:'
+                ' the graph follows a split of the first input axis, the'
+                ' first output axis, evenly')
+  return mesh, Shards(tuple(sizes.items()), specs, shapes)
+
+
+def _network_per_device(weights: Weights, graph: _neural_graph.NeuralGraph,
+                        windows: Sequence[Sequence[Any]], horizons: jax.Array,
+                        block: int, mesh: Any,
+                        shards: Shards) -> list[jax.Array]:
+  """:func:`network` on each device's shards (``jax.shard_map``): no weight
+  moves; the sums over edges are reduced across the mesh.
+
+  Every array the network reads goes in as an argument, in the sharding its
+  type states (a window's arrays, and what a :class:`Stored` entry's
+  ``combine`` holds as a ``jax.tree_util.Partial``, such as a slot index).
+  """
+  P = jax.sharding.PartitionSpec
+  placed = [list(windows[leaf]) for leaf in graph.placed]
+  leaves, treedef = jax.tree.flatten((placed, horizons, weights))
+  is_array = [isinstance(x, jax.Array) for x in leaves]
+  arrays = [x for x, a in zip(leaves, is_array) if a]
+
+  def spec(x):
+    sharding = getattr(jax.typeof(x), 'sharding', None)
+    return P(*sharding.spec) if getattr(sharding, 'mesh', None) else P()
+
+  def body(*local):
+    it = iter(local)
+    rebuilt = [next(it) if a else x for x, a in zip(leaves, is_array)]
+    local_placed, local_horizons, local_weights = jax.tree.unflatten(
+        treedef, rebuilt)
+    local_windows: list[Any] = [None] * len(windows)
+    for leaf, window in zip(graph.placed, local_placed):
+      local_windows[leaf] = window
+    return tuple(network(local_weights, graph, local_windows, local_horizons,
+                         block=block, shards=shards))
+
+  out_specs = tuple(P(None, *shards.specs[leaf]) for leaf in graph.placed)
+  return list(jax.shard_map(
+      body, mesh=mesh, in_specs=tuple(spec(x) for x in arrays),
+      out_specs=out_specs, check_vma=False)(*arrays))
 
 
 def _per_weight(weights: Weights, window: Sequence[jax.Array],
@@ -565,8 +806,14 @@ def nino(
   (with a warning). One forward pass gives all 40 horizons.
 
   Inside :func:`optax_nowcast.nowcast` this forecaster sees whole leaves
-  (``forecast_leaves``); where a jump runs per scalar (params sharded over
-  explicit mesh axes) it is ``nino-mlp``.
+  (``forecast_leaves``). Params sharded over explicit mesh axes stay where
+  they are: the network runs on each device's shards (``jax.shard_map``)
+  and reduces its sums over edges (every tensor's statistics, every node's
+  messages: ``N x 128`` floats a layer) across the mesh, provided each leaf
+  is split only along its first input axis and its first output axis
+  (else, with a warning, every leaf is forecast per weight). Where a jump
+  runs per scalar (auto mesh axes, whose shardings JAX does not state
+  while tracing) it is ``nino-mlp``.
 
   Args:
     weights: ``{'graph': ..., 'mlp': ...}``; ``None`` draws fresh

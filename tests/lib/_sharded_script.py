@@ -16,6 +16,7 @@ jax.config.update('jax_num_cpu_devices', 8)
 
 import functools  # noqa: E402
 import re  # noqa: E402
+import warnings  # noqa: E402
 
 import flax.linen as nn  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -44,7 +45,154 @@ def main(names):
     check(jax.make_mesh((8,), ('fsdp',), axis_types=(axis_type,)))
     for layout in ('fsdp', 'tensor-parallel'):
       check_transformer(layout, axis_type)
+    if axis_type == jax.sharding.AxisType.Explicit:
+      for model in ('mlp', 'cnn', 'gpt'):
+        check_nino_reference(model)
+      for layout in ('fsdp', 'tensor-parallel', 'head-dim'):
+        check_nino_transformer(layout)
   print('ALL OK')
+
+
+def weights_moved(hlo, rows):
+  """The collectives of a compiled HLO text that move weights: all but
+  all-reduces of scalars, of a graph's per-leaf statistics (``f32[S]``) and
+  of its node sums (``f32[rows,128]``)."""
+  allowed = (r'[sf]32\[\]', r'f32\[\d+\]', rf'f32\[{rows},128\]')
+  one = '(?:' + '|'.join(allowed) + r')(?:\{[^}]*\})?'
+  moving = [re.sub(r'/\*index=\d+\*/', '', line.strip())
+            for line in hlo.splitlines()
+            if any(f' {c}(' in line or f' {c}-start(' in line
+                   for c in COLLECTIVES)]
+  return moving, [line for line in moving if not re.search(
+      rf'= \(?{one}(, {one})*\)? all-reduce', line)]
+
+
+def nino_spec(shape, kind):
+  """A 2 x 4 mesh: the first output axis on 'model', the first input axis
+  on 'data', where they divide (``kind``: the graph's piece kind)."""
+  rows, cols = {'conv': ((2,), (3,)), 'vector': ((), (0,))}.get(
+      kind, ((0,), (len(shape) - 1,)))
+  spec = [None] * len(shape)
+  for axes, name, size in ((cols, 'model', 4), (rows, 'data', 2)):
+    if axes and shape[axes[0]] % size == 0:
+      spec[axes[0]] = name
+  return P(*spec)
+
+
+def check_nino_reference(model):
+  """NiNo's graph network on windows sharded over a 2 x 4 mesh (rows on
+  'data', columns on 'model'; the GPT's fused q/k/v columns straddle
+  devices) equals the reference's forecasts, moving no weight."""
+  import test_nino  # noqa: E402  (tests/lib: this script's directory)
+  from optax_nowcast.forecasters import _neural_graph, _nino
+  mesh = jax.make_mesh((2, 4), ('data', 'model'),
+                       axis_types=(jax.sharding.AxisType.Explicit,) * 2)
+  tree, names, paths, z = test_nino._load(model)
+  infos = test_nino._infos(tree)
+  graph = _neural_graph.neural_graph(infos, 2 if model == 'gpt' else None)
+  graph = graph._replace(positions=z['pos'])
+  kinds = {p.leaf: p.kind for p in graph.pieces}
+  weights = onc.forecasters.load('nino').weights
+  host = [tuple(jnp.asarray(w)) for w in jax.tree.leaves(tree)]
+  specs = [nino_spec(w[0].shape, kinds[i]) for i, w in enumerate(host)]
+  windows = [tuple(jax.device_put(w, NamedSharding(mesh, s)) for w in ws)
+             for ws, s in zip(host, specs)]
+  sharded = sum(any(a is not None for a in s) for s in specs)
+  assert sharded >= len(specs) // 2, (model, specs)
+  horizons = jnp.array(test_nino.HORIZONS, jnp.float32)
+  run = jax.jit(lambda ws: _nino.forecast_on_graph(
+      weights, graph, ws, horizons, [''] * len(ws), block=16))
+  with warnings.catch_warnings():
+    warnings.simplefilter('error')  # no fallback to nino-mlp
+    out = run(windows)
+    hlo = run.lower(windows).compile().as_text()
+  moving, weights_moving = weights_moved(hlo, graph.num_nodes + 1)
+  assert not weights_moving, (model, weights_moving)
+  assert any(f'f32[{graph.num_nodes + 1},128]' in m for m in moving), moving
+  flat_paths = [tuple(_neural_graph._key(k) for k in p) for p, _ in
+                jax.tree_util.tree_flatten_with_path(tree)[0]]
+  for t, horizon in enumerate(test_nino.HORIZONS):
+    for name, path in zip(names, paths):
+      k = flat_paths.index(path)
+      assert out[k].sharding.is_equivalent_to(
+          NamedSharding(mesh, P(None, *specs[k])), out[k].ndim), (name,)
+      got = test_nino._torch_layout(np.asarray(out[k][t]), model)
+      want = z[f'y{horizon}/{name}']
+      scale = np.abs(want).max()
+      np.testing.assert_allclose(got / scale, want / scale, rtol=0,
+                                 atol=1e-5, err_msg=f'{name} k={horizon}')
+  print(f'nino {model}: sharded over 2 x 4 ({sharded} of {len(specs)} leaves'
+        f' split), equals the reference; only node sums and statistics'
+        f' cross devices ({len(moving)} all-reduce)')
+
+
+def check_nino_transformer(layout):
+  """nowcast(nino) on a sharded transformer: the graph network runs on each
+  device's shards and the run matches one device; a split the graph cannot
+  follow (a head's own axis) falls back to nino-mlp with a warning."""
+  import warnings as w  # noqa: E402
+  explicit = jax.sharding.AxisType.Explicit
+  shape, names = (((8,), ('fsdp',)) if layout == 'fsdp'
+                  else ((2, 4), ('data', 'model')))
+  mesh = jax.make_mesh(shape, names, axis_types=(explicit,) * len(shape))
+  model = TinyGPT()
+  tokens = jax.random.randint(jax.random.key(1), (8, 9), 0, 32)
+  host = model.init(jax.random.key(0), tokens[:, :-1])['params']
+  rule = functools.partial(
+      transformer_spec, 'fsdp' if layout == 'fsdp' else 'tensor-parallel')
+  specs = jax.tree_util.tree_map_with_path(rule, host)
+  if layout == 'head-dim':  # queries split along the head's own axis
+    specs = jax.tree_util.tree_map_with_path(
+        lambda path, s, leaf: P(None, None, 'model')
+        if 'query' in str(path) and leaf.ndim == 3 else s, specs, host)
+  params = jax.device_put(host, jax.tree.map(
+      lambda s: NamedSharding(mesh, s), specs))
+  tx = optax.chain(optax.adam(1e-2), onc.nowcast(
+      onc.forecasters.load('nino', heads=4, params=host), record_every=1,
+      jump_every=5, last_jump_step=2**31 - 1))
+
+  def ustep(p, s, t):
+    u, s = tx.update(jax.tree.map(lambda a: jnp.cos(3.0 * a + t), p), s, p)
+    return optax.apply_updates(p, u), s
+
+  name = f'nino transformer {layout}'
+  state = jax.jit(tx.init)(params)
+  with w.catch_warnings(record=True) as caught:
+    w.simplefilter('always')
+    hlo = jax.jit(ustep, donate_argnums=(1,)).lower(
+        params, state, jnp.float32(0)).compile().as_text()
+  fell_back = [str(c.message) for c in caught
+               if 'cannot follow' in str(c.message)]
+  assert bool(fell_back) == (layout == 'head-dim'), (name, fell_back)
+  rows = onc.nino_graph(host, heads=4).num_nodes + 1
+  moving, weights_moving = weights_moved(hlo, rows)
+  assert not weights_moving, (name, weights_moving)
+  jstep = jax.jit(ustep, donate_argnums=(1,))
+  p, s = params, state
+  for t in range(10):
+    p, s = jstep(p, s, jnp.float32(t))
+  assert int(s[1].jumps) == 2, int(s[1].jumps)
+  for a, b in zip(jax.tree.leaves(p), jax.tree.leaves(params)):
+    assert a.sharding.is_equivalent_to(b.sharding, a.ndim), name
+    assert bool(jnp.all(jnp.isfinite(a))), name
+  if fell_back:
+    print(f'{name}: falls back to nino-mlp with a warning, no weight moves,'
+          ' two jumps, shardings unchanged')
+    return
+  # One device: a mesh of one (its leaves' sharding is stated, so the jump
+  # runs the graph network whole there too).
+  one = jax.make_mesh((1,), ('one',), axis_types=(explicit,),
+                      devices=jax.devices()[:1])
+  p1 = jax.device_put(host, NamedSharding(one, P()))
+  s1 = jax.jit(tx.init)(p1)
+  step1 = jax.jit(ustep)
+  for t in range(10):
+    p1, s1 = step1(p1, s1, jnp.float32(t))
+  jax.tree.map(functools.partial(np.testing.assert_allclose,
+                                 rtol=1e-5, atol=1e-6), p, p1)
+  print(f'{name}: graph network on each device\'s shards (node sums'
+        f' reduced, {len(moving)} all-reduce, no weight moved), two jumps,'
+        ' matches one device')
 
 
 class Block(nn.Module):
