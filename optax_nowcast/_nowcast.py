@@ -13,6 +13,7 @@ leaves for the forecaster in ``_group.py``, checked jumps' choice in
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
 
 import jax
@@ -282,6 +283,9 @@ def _chunk_size(chunk_size: Union[int, str, None],
   return _validation.positive_int('chunk_size', chunk_size)
 
 
+_WARNED: set[str] = set()
+
+
 def _whole_leaf_infos(forecaster: Forecaster, params: Any,
                       leaf_labels: Sequence[str], active: Sequence[int],
                       params_a: Sequence[jax.Array]) -> Optional[tuple]:
@@ -296,6 +300,16 @@ def _whole_leaf_infos(forecaster: Forecaster, params: Any,
   if forecaster.forecast_leaves is None:
     return None
   if any(_group.placement(p)[0] == 'auto' for p in params_a):
+    message = (
+        f'{forecaster.name}: a leaf\'s sharding is not stated while tracing'
+        ' (auto mesh axes, or jit(in_shardings=...) on several devices), so'
+        ' the jump runs the forecaster per weight (for nino: nino-mlp), which'
+        ' keeps every weight where it lives. Put the params on explicit mesh'
+        ' axes (jax.make_mesh(..., axis_types=(AxisType.Explicit, ...))) for'
+        ' the whole-leaf forecaster.')
+    if message not in _WARNED:
+      _WARNED.add(message)
+      warnings.warn(message, stacklevel=2)
     return None
   infos = _neural_graph.leaf_infos(params, leaf_labels)
   return tuple(infos[i] for i in active)

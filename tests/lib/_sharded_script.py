@@ -50,7 +50,33 @@ def main(names):
         check_nino_reference(model)
       for layout in ('fsdp', 'tensor-parallel', 'head-dim'):
         check_nino_transformer(layout)
+    else:
+      check_nino_auto(axis_type)
   print('ALL OK')
+
+
+def check_nino_auto(axis_type):
+  """On auto mesh axes (no sharding stated while tracing) nowcast(nino)
+  says it runs per weight (nino-mlp), and moves no weight."""
+  mesh = jax.make_mesh((2, 4), ('data', 'model'), axis_types=(axis_type,) * 2)
+  host = TinyGPT().init(jax.random.key(0), jnp.zeros((2, 8), jnp.int32))[
+      'params']
+  specs = jax.tree_util.tree_map_with_path(
+      functools.partial(transformer_spec, 'tensor-parallel'), host)
+  params = jax.device_put(host, jax.tree.map(
+      lambda s: NamedSharding(mesh, s), specs))
+  tx = onc.nowcast(onc.forecasters.load('nino', heads=4, params=host),
+                   record_every=1, jump_every=5, last_jump_step=2**31 - 1)
+  state = jax.jit(tx.init)(params)
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter('always')
+    hlo = jax.jit(tx.update).lower(params, state, params).compile().as_text()
+  said = [str(c.message) for c in caught if 'per weight' in str(c.message)]
+  assert said and 'nino-mlp' in said[0], [str(c.message) for c in caught]
+  _, weights_moving = weights_moved(hlo, 0)
+  assert not weights_moving, weights_moving
+  print('nino on auto axes: says it runs per weight (nino-mlp); no weight'
+        ' moves')
 
 
 def weights_moved(hlo, rows):
