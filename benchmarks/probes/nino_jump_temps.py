@@ -19,6 +19,7 @@ import optax
 import optax_nowcast as onc
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from nino_gpt_memory import constant_bytes  # pylint: disable=g-import-not-at-top,wrong-import-position
 from step_overhead import GPT  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
@@ -42,8 +43,10 @@ def main():
   step = jax.jit(lambda p, s, g: tx.update(g, s, p), donate_argnums=(0, 1))
   compiled = step.lower(params, state, params).compile()
   temp = compiled.memory_analysis().temp_size_in_bytes / 2**20
+  constants = constant_bytes(compiled.as_text()) / 2**20
   print(f'{name}: params {size:.1f} MB, step temporaries'
-        f' {temp:.1f} MB ({temp / size:.1f}x the params), built and compiled'
+        f' {temp:.1f} MB ({temp / size:.1f}x the params), constants'
+        f' {constants:.1f} MB, built and compiled'
         f' in {time.perf_counter() - start:.0f} s')
 
 

@@ -158,12 +158,16 @@ class _Layout(NamedTuple):
     forecast_rows: The blocks of the weight pieces (the first rows); the
       auxiliary edges' blocks follow.
     aux: float32 ``(E_aux + block, F, W)`` the auxiliary edges' features.
+    ends: int32 ``(3, E_t)``: source, target and type of the edges not
+      given by a formula (the auxiliary ones, and those of any piece that
+      is not affine); at least one column.
   """
 
   pieces: np.ndarray
   rows: np.ndarray
   forecast_rows: int
   aux: np.ndarray
+  ends: np.ndarray
 
 
 #: The columns of :attr:`_Layout.pieces`. A piece's leaf is seen as ``F``
@@ -172,9 +176,15 @@ class _Layout(NamedTuple):
 #: ``c0``. On a device that holds a block of the leaf (``rows_l x cols_l``
 #: of it, see :class:`Shards`), the piece's local edges are ``rows_l x
 #: width`` (``width``: the most columns of the piece any device holds).
+#: Its edge from input ``i`` to output ``o`` joins node ``s0 + si i + so o``
+#: to node ``d0 + di i + do o`` and has type ``type`` (``affine`` = 1, every
+#: piece our graph builder makes: no per-edge table is compiled into the
+#: step); otherwise (``affine`` = 0, and the auxiliary edges) its edges'
+#: nodes and types are rows ``table ..`` of :attr:`_Layout.ends`.
 _PIECE = ('slot', 'n_in', 'n_out', 'n_cols', 'c0', 'transposed', 'plane',
           'features', 'start', 'count', 'rows_l', 'cols_l', 'width',
-          'count_l')
+          'count_l', 'affine', 's0', 'si', 'so', 'd0', 'di', 'do', 'type',
+          'table')
 
 
 class Shards(NamedTuple):
@@ -250,20 +260,60 @@ def block_size(counts: Sequence[int], largest: int) -> int:
   return min(sizes, key=lambda b: (cost(b), -b))
 
 
+def _affine(graph: _neural_graph.NeuralGraph, row: Sequence[int]
+            ) -> Optional[list[int]]:
+  """A piece's ``[s0, si, so, d0, di, do, type]`` when its edges' nodes are
+  affine in ``(i, o)`` and its type is one (checked on every edge), else
+  ``None``."""
+  g = dict(zip(_PIECE, row))
+  n_in, n_out, start, count = g['n_in'], g['n_out'], g['start'], g['count']
+  j = np.arange(count)
+  if g['transposed']:
+    i, o, at = j % n_in, j // n_in, lambda i, o: o * n_in + i
+  else:
+    i, o, at = j // n_out, j % n_out, lambda i, o: i * n_out + o
+  out = []
+  for ends in (graph.src, graph.dst):
+    e = ends[start:start + count].astype(np.int64)
+    base = int(e[0])
+    di = int(e[at(1, 0)]) - base if n_in > 1 else 0
+    do = int(e[at(0, 1)]) - base if n_out > 1 else 0
+    if not np.array_equal(e, base + di * i + do * o):
+      return None
+    out += [base, di, do]
+  types = graph.edge_type[start:start + count]
+  if np.any(types != types[0]):
+    return None
+  return out + [int(types[0])]
+
+
 def _piece_table(graph: _neural_graph.NeuralGraph,
                  shapes: dict[int, tuple], local: dict[int, tuple]
-                 ) -> np.ndarray:
-  """:attr:`_Layout.pieces`: the weight pieces, then the auxiliary edges."""
+                 ) -> tuple[np.ndarray, np.ndarray]:
+  """:attr:`_Layout.pieces` (the weight pieces, then the auxiliary edges)
+  and :attr:`_Layout.ends`."""
   slot = {leaf: k for k, leaf in enumerate(graph.placed)}
   pieces = [_piece_row(p, shapes[p.leaf], local[p.leaf], slot[p.leaf])
             for p in graph.pieces]
   n = graph.num_edges - graph.aux_start
   pieces.append([-1, 1, n, n, 0, 0, 0, 0, graph.aux_start, n, 1, n, n, n])
-  return np.asarray(pieces, np.int32)
+  tables, size = [], 0
+  for k, row in enumerate(pieces):
+    formula = _affine(graph, row) if k < len(graph.pieces) else None
+    if formula is None:
+      start, count = row[_PIECE.index('start')], row[_PIECE.index('count')]
+      tables.append(slice(start, start + count))
+      row += [0] * 8 + [size]
+      size += count
+    else:
+      row += [1] + formula + [0]
+  ends = np.stack([np.concatenate([a[t] for t in tables] + [np.zeros(1)])
+                   for a in (graph.src, graph.dst, graph.edge_type)])
+  return np.asarray(pieces, np.int32), ends.astype(np.int32)
 
 
 def _layout(graph: _neural_graph.NeuralGraph, pieces: np.ndarray,
-            window: int, block: int) -> _Layout:
+            ends: np.ndarray, window: int, block: int) -> _Layout:
   """The static tables that :func:`network` streams the graph by."""
   count_l = pieces[:, _PIECE.index('count_l')]
   rows = [r for k in range(len(graph.pieces))
@@ -276,7 +326,8 @@ def _layout(graph: _neural_graph.NeuralGraph, pieces: np.ndarray,
   aux = np.zeros((num_aux + block, graph.features, window), np.float32)
   for t, v in _neural_graph.AUX_VALUES.items():
     aux[:num_aux][aux_types == t, 0, :] = v
-  return _Layout(pieces, np.asarray(rows, np.int32), forecast_rows, aux)
+  return _Layout(pieces, np.asarray(rows, np.int32), forecast_rows, aux,
+                 ends)
 
 
 class _Edges(NamedTuple):
@@ -284,9 +335,11 @@ class _Edges(NamedTuple):
 
   elements: jax.Array  # (B, F) local raveled elements (0 where not valid)
   valid: jax.Array     # (B, F) the element exists here
-  edge: jax.Array      # (B,) the global edge (the piece's first where not)
+  edge: jax.Array      # (B,) the edge within its piece (0 where not)
   inside: jax.Array    # (B,) an edge of the piece on this device
   local: jax.Array     # (B,) the local edge within the piece
+  i: jax.Array         # (B,) its input within the piece
+  o: jax.Array         # (B,) its output within the piece
 
 
 def _elements(prm: jax.Array, origin: jax.Array, offset: jax.Array,
@@ -314,8 +367,22 @@ def _elements(prm: jax.Array, origin: jax.Array, offset: jax.Array,
   f = jnp.arange(features, dtype=jnp.int32)
   elements = (row_l * g['cols_l'] + column - c)[:, None] + f[None] * g['plane']
   valid = inside[:, None] & (f < g['features'])[None]
-  return _Edges(jnp.where(valid, elements, 0), valid,
-                g['start'] + jnp.where(inside, j, 0), inside, q)
+  return _Edges(jnp.where(valid, elements, 0), valid, jnp.where(inside, j, 0),
+                inside, q, i, o)
+
+
+def _ends(prm: jax.Array, at: _Edges, ends: jax.Array
+          ) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """A block's edges' source and target nodes and types: by the piece's
+  formula, or read from the table (:data:`_PIECE`)."""
+  g = {name: prm[k] for k, name in enumerate(_PIECE)}
+  formula = g['affine'] == 1
+  row = jnp.where(formula, 0, g['table'] + at.edge)
+  source = jnp.where(formula, g['s0'] + g['si'] * at.i + g['so'] * at.o,
+                     ends[0, row])
+  target = jnp.where(formula, g['d0'] + g['di'] * at.i + g['do'] * at.o,
+                     ends[1, row])
+  return source, target, jnp.where(formula, g['type'], ends[2, row])
 
 
 def _origins(graph: _neural_graph.NeuralGraph, pieces: np.ndarray,
@@ -421,14 +488,12 @@ def network(weights: Weights, graph: _neural_graph.NeuralGraph,
   num_nodes, feat = graph.num_nodes, graph.features
   window = len(windows[graph.placed[0]])
   local = {i: _shape(windows[i][-1]) for i in graph.placed}
-  table = _piece_table(graph, local if shards is None else shards.shapes,
-                       local)
+  table, ends_table = _piece_table(
+      graph, local if shards is None else shards.shapes, local)
   block = block_size(table[:, _PIECE.index('count_l')].tolist(), block)
-  layout = _layout(graph, table, window, block)
+  layout = _layout(graph, table, ends_table, window, block)
   pieces, rows = jnp.asarray(layout.pieces), jnp.asarray(layout.rows)
-  aux = jnp.asarray(layout.aux)
-  src, dst = jnp.asarray(graph.src), jnp.asarray(graph.dst)
-  types = jnp.asarray(graph.edge_type)
+  aux, edge_ends = jnp.asarray(layout.aux), jnp.asarray(layout.ends)
   readers = _readers(windows, graph.placed)
   in_kernel = weights['edge_input']['kernel'][:feat * window]
   degree = np.bincount(graph.dst, minlength=num_nodes + 1).astype(np.float32)
@@ -450,12 +515,12 @@ def network(weights: Weights, graph: _neural_graph.NeuralGraph,
     # Counted in the sums: read by no earlier block, and on the one device
     # that counts a replicated leaf.
     new = (at.local >= offset + first) & at.inside & owners[index]
-    return p, offset, slot, at, new, raw
+    return p, offset, prm, slot, at, new, raw
 
   def accumulate_statistics(mu):
     """Per placed leaf: count, sum (``mu`` None) or squared deviations."""
     def body(t, acc):
-      _, _, slot, at, new, raw = read(t)
+      _, _, _, slot, at, new, raw = read(t)
       keep = at.valid[..., None] & new[:, None, None] & jnp.isfinite(raw)
       x = raw if mu is None else (raw - mu[slot]) ** 2
       return (acc[0].at[slot].add(jnp.sum(keep, dtype=jnp.float32)),
@@ -476,16 +541,17 @@ def network(weights: Weights, graph: _neural_graph.NeuralGraph,
 
   def edges(level, t):
     """``e^level`` of block ``t``, its ends (masked), and its read."""
-    p, offset, slot, at, new, raw = read(t)
+    p, offset, prm, slot, at, new, raw = read(t)
     scaled = (raw - mu[slot]) / (sigma[slot] + EPS)
     scaled = jnp.where(at.valid[..., None] & jnp.isfinite(raw), scaled, 0.0)
     fixed = jax.lax.dynamic_slice_in_dim(aux, offset, block)
     is_aux = p == len(graph.pieces)
     attr = jnp.where(is_aux, fixed, scaled)
-    s = jnp.where(at.inside, src[at.edge], num_nodes)
-    t_all = dst[at.edge]
+    source, target, kind = _ends(prm, at, edge_ends)
+    s = jnp.where(at.inside, source, num_nodes)
+    t_all = jnp.where(at.inside, target, num_nodes)
     e = (attr.reshape(block, feat * window) @ in_kernel
-         + weights['edge_input']['bias'] + weights['embed'][types[at.edge]])
+         + weights['edge_input']['bias'] + weights['embed'][kind])
     for l in range(level):
       lp, (at_s, at_t) = weights['layers'][l], ends[l]
       h = _dense(lp['edge'], e) + at_s[s] + at_t[t_all]
@@ -547,7 +613,7 @@ def graph_attr(graph: _neural_graph.NeuralGraph,
   tests."""
   window = next(iter(windows.values())).shape[0]
   shapes = {i: tuple(w.shape[1:]) for i, w in windows.items()}
-  table = _piece_table(graph, shapes, shapes)
+  table, ends = _piece_table(graph, shapes, shapes)
   readers = _readers({i: list(w) for i, w in windows.items()}, graph.placed)
   origin = jnp.zeros((2,), jnp.int32)
   parts = []
@@ -556,10 +622,10 @@ def graph_attr(graph: _neural_graph.NeuralGraph,
                    graph.features)
     raw = readers[graph.placed.index(piece.leaf)](at.elements)
     # Local edge order is the piece's edge order but for transposed pieces.
-    raw = jnp.zeros_like(raw).at[at.edge - piece.start].set(raw)
-    valid = jnp.zeros_like(at.valid).at[at.edge - piece.start].set(at.valid)
+    raw = jnp.zeros_like(raw).at[at.edge].set(raw)
+    valid = jnp.zeros_like(at.valid).at[at.edge].set(at.valid)
     parts.append(jnp.where(valid[..., None], raw, 0.0))
-  aux = _layout(graph, table, window, 1).aux
+  aux = _layout(graph, table, ends, window, 1).aux
   parts.append(jnp.asarray(aux[:graph.num_edges - graph.aux_start]))
   return jnp.concatenate(parts, axis=0)
 

@@ -14,6 +14,7 @@ within 1e-5 of each tensor's largest value.
 """
 
 import pathlib
+from unittest import mock
 import warnings
 
 from absl.testing import absltest
@@ -224,6 +225,38 @@ class EquivalenceTest(parameterized.TestCase):
         np.testing.assert_allclose(got / scale, want / scale, rtol=0,
                                    atol=1e-5, err_msg=f'{name} k={horizon}')
 
+
+  @parameterized.parameters('mlp', 'cnn', 'gpt')
+  def test_every_piece_joins_nodes_by_a_formula(self, model):
+    # No per-edge table but the auxiliary edges' is compiled into a jump.
+    tree, _, _, _ = _load(model)
+    graph = _neural_graph.neural_graph(_infos(tree),
+                                       2 if model == 'gpt' else None)
+    shapes = {i: w.shape[1:] for i, w in enumerate(jax.tree.leaves(tree))}
+    pieces, ends = _nino._piece_table(graph, shapes, shapes)
+    affine = pieces[:-1, _nino._PIECE.index('affine')]
+    self.assertTrue(bool(np.all(affine == 1)))
+    self.assertEqual(ends.shape, (3, graph.num_edges - graph.aux_start + 1))
+
+  def test_pieces_read_from_the_table_equal_the_reference(self):
+    # The general path (a piece whose nodes follow no formula) on the GPT.
+    tree, names, paths, z = _load('gpt')
+    graph = _neural_graph.neural_graph(_infos(tree), 2)
+    graph = graph._replace(positions=z['pos'])
+    weights = onc.forecasters.load('nino').weights
+    windows = [tuple(jnp.asarray(w)) for w in jax.tree.leaves(tree)]
+    with mock.patch.object(_nino, '_affine', lambda graph, row: None):
+      out = _jit(lambda ws: _nino.forecast_on_graph(
+          weights, graph, ws, jnp.array([10.0]), [''] * len(ws),
+          block=16))(windows)
+    flat_paths = [tuple(_neural_graph._key(k) for k in p) for p, _ in
+                  jax.tree_util.tree_flatten_with_path(tree)[0]]
+    for name, path in zip(names, paths):
+      got = _torch_layout(np.asarray(out[flat_paths.index(path)][0]), 'gpt')
+      want = z[f'y10/{name}']
+      scale = np.abs(want).max()
+      np.testing.assert_allclose(got / scale, want / scale, rtol=0,
+                                 atol=1e-5, err_msg=name)
 
   @pytest.mark.slow  # compiles the whole graph network twice
   def test_flax_multi_head_attention_is_placed_as_fused_attention(self):

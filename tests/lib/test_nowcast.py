@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import re
 
 import jax
@@ -612,13 +613,28 @@ def test_chunked_forecasts_agree_with_unchunked(forecaster, schedule, steps,
     jax.tree.map(check, results[0], r)
 
 
-def _jump_temp_bytes(forecaster, params, **kwargs):
-  """XLA's temporary bytes of a compiled update (its jump branch's peak)."""
+def _compiled_update(forecaster, params, **kwargs):
   tx = onc.nowcast(forecaster, record_every=1, jump_every=5,
                    last_jump_step=JUMP_TO_THE_END, **kwargs)
   state = jax.eval_shape(tx.init, params)
-  compiled = jax.jit(tx.update).lower(params, state, params).compile()
+  return jax.jit(tx.update).lower(params, state, params).compile()
+
+
+def _jump_temp_bytes(forecaster, params, **kwargs):
+  """XLA's temporary bytes of a compiled update (its jump branch's peak)."""
+  compiled = _compiled_update(forecaster, params, **kwargs)
   return compiled.memory_analysis().temp_size_in_bytes
+
+
+def _constant_bytes(compiled) -> int:
+  """The bytes of the constants compiled into a step (its optimized HLO's
+  ``constant`` instructions; XLA's memory analysis leaves them out)."""
+  total = 0
+  for m in re.finditer(r'= ([a-z]+)(\d+)\[([\d,]*)\](?:\{[^}]*\})? constant\(',
+                       compiled.as_text()):
+    total += math.prod(int(d) for d in filter(None, m.group(3).split(','))
+                       ) * max(int(m.group(2)) // 8, 1)
+  return total
 
 
 #: 2**20 weights in 3 leaves: joined, the group would take 4 MB a copy;
@@ -655,6 +671,21 @@ def test_nino_jump_streams_the_neural_graph_under_32_mb():
                                                        jnp.float32),
                         'bias': jax.ShapeDtypeStruct((10,), jnp.float32)}}
   assert _jump_temp_bytes(forecasters.load('nino'), params) < 32 * 2**20
+
+
+def test_nino_jump_compiles_no_per_edge_table():
+  """A layer's edges join nodes given by a formula in (input, output), so
+  the step holds no table of the graph's million edges (it held nine
+  copies of three, 36 MB, when XLA sank them into each pass's loop): its
+  constants are the node-sized ones (2,035 nodes x 128 floats)."""
+  params = {'Dense_0': {'kernel': jax.ShapeDtypeStruct((1024, 1000),
+                                                       jnp.float32),
+                        'bias': jax.ShapeDtypeStruct((1000,), jnp.float32)},
+            'Dense_1': {'kernel': jax.ShapeDtypeStruct((1000, 10),
+                                                       jnp.float32),
+                        'bias': jax.ShapeDtypeStruct((10,), jnp.float32)}}
+  compiled = _compiled_update(forecasters.load('nino'), params)
+  assert 0 < _constant_bytes(compiled) < 8 * 2**20
 
 
 def test_auto_chunks_learned_forecasters_finer_than_closed_form_ones():
