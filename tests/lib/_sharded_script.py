@@ -48,7 +48,8 @@ def main(names):
     if axis_type == jax.sharding.AxisType.Explicit:
       for model in ('mlp', 'cnn', 'gpt'):
         check_nino_reference(model)
-      for layout in ('fsdp', 'tensor-parallel', 'head-dim'):
+      for layout in ('fsdp', 'tensor-parallel', 'tensor-parallel-checked',
+                     'head-dim'):
         check_nino_transformer(layout)
     else:
       check_nino_auto(axis_type)
@@ -154,7 +155,8 @@ def check_nino_reference(model):
 
 def check_nino_transformer(layout):
   """nowcast(nino) on a sharded transformer: the graph network runs on each
-  device's shards and the run matches one device; a split the graph cannot
+  device's shards and the run matches one device (checked jumps too: the
+  network runs once for every candidate horizon); a split the graph cannot
   follow (a head's own axis) falls back to nino-mlp with a warning."""
   import warnings as w  # noqa: E402
   explicit = jax.sharding.AxisType.Explicit
@@ -164,6 +166,7 @@ def check_nino_transformer(layout):
   model = TinyGPT()
   tokens = jax.random.randint(jax.random.key(1), (8, 9), 0, 32)
   host = model.init(jax.random.key(0), tokens[:, :-1])['params']
+  checked = layout.endswith('-checked')
   rule = functools.partial(
       transformer_spec, 'fsdp' if layout == 'fsdp' else 'tensor-parallel')
   specs = jax.tree_util.tree_map_with_path(rule, host)
@@ -175,10 +178,15 @@ def check_nino_transformer(layout):
       lambda s: NamedSharding(mesh, s), specs))
   tx = optax.chain(optax.adam(1e-2), onc.nowcast(
       onc.forecasters.load('nino', heads=4, params=host), record_every=1,
-      jump_every=5, last_jump_step=2**31 - 1))
+      jump_every=5, **(dict(select=(0.5, 1.0)) if checked
+                       else dict(last_jump_step=2**31 - 1))))
+
+  def value_fn(p):  # elementwise, so that its sum is the same everywhere
+    return sum(jnp.sum((a - 0.1) ** 2) for a in jax.tree.leaves(p))
 
   def ustep(p, s, t):
-    u, s = tx.update(jax.tree.map(lambda a: jnp.cos(3.0 * a + t), p), s, p)
+    u, s = tx.update(jax.tree.map(lambda a: jnp.cos(3.0 * a + t), p), s, p,
+                     **(dict(value_fn=value_fn) if checked else {}))
     return optax.apply_updates(p, u), s
 
   name = f'nino transformer {layout}'
@@ -197,7 +205,10 @@ def check_nino_transformer(layout):
   p, s = params, state
   for t in range(10):
     p, s = jstep(p, s, jnp.float32(t))
-  assert int(s[1].jumps) == 2, int(s[1].jumps)
+  if checked:  # two checked jumps, each choosing a candidate
+    assert int(jnp.sum(s[1].selected)) == 2, s[1].selected
+  else:
+    assert int(s[1].jumps) == 2, int(s[1].jumps)
   for a, b in zip(jax.tree.leaves(p), jax.tree.leaves(params)):
     assert a.sharding.is_equivalent_to(b.sharding, a.ndim), name
     assert bool(jnp.all(jnp.isfinite(a))), name
